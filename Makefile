@@ -1,0 +1,70 @@
+# channels-deploy: one entry point for operators and CI.
+#   make site    the whole stack on containers on this machine (inventory/local)
+#   make test    lint, app tests against real PostgreSQL and Redis, every Molecule scenario
+# Each target prepares what it needs (host packages, virtualenvs, test-bed images).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+APP_VENV := .venv-app
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# Scenarios to run; `make molecule SCENARIOS="common redis"` narrows it.
+SCENARIOS ?= $(shell testbed/scenarios.sh)
+SUITES := bookworm trixie
+
+.PHONY: help bootstrap venv app-venv images lint app-test molecule test site bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+bootstrap: ## Install host packages and configure podman (root, Debian)
+	@testbed/bootstrap-host.sh
+
+$(VENV)/.installed: requirements.txt requirements.yml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/ansible-galaxy collection install -r requirements.yml
+	touch $@
+
+venv: $(VENV)/.installed ## Control-node virtualenv (ansible, molecule, linters)
+
+$(APP_VENV)/.installed: app/requirements.txt app/requirements-dev.txt
+	$(PYTHON) -m venv $(APP_VENV)
+	$(APP_VENV)/bin/pip install --quiet --upgrade pip
+	$(APP_VENV)/bin/pip install --quiet -r app/requirements-dev.txt
+	touch $@
+
+app-venv: $(APP_VENV)/.installed
+
+images: bootstrap ## Build the Debian 12 and 13 test-bed images when missing or changed
+	@for suite in $(SUITES); do testbed/build-image.sh $$suite; done
+
+lint: venv ## yamllint, ansible-lint (profile production), ruff
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+app-test: bootstrap app-venv ## The app's tests against real PostgreSQL and Redis
+	cd app && ../$(APP_VENV)/bin/pytest
+
+molecule: bootstrap venv images ## Every Molecule scenario, timed
+	testbed/run-scenarios.sh $(SCENARIOS)
+
+test: lint app-test molecule ## Everything CI runs
+
+site: bootstrap venv images ## Deploy the stack to containers on this machine and check it
+	@start=$$(date +%s); \
+	ansible-playbook playbooks/testbed.yml; \
+	ansible-playbook playbooks/site.yml; \
+	echo "make site: $$(( $$(date +%s) - start )) s"
+
+clean: ## Remove the local test bed containers and the virtualenvs
+	-ansible-playbook playbooks/testbed.yml -e testbed_state=absent
+	rm -rf $(VENV) $(APP_VENV) .ansible
