@@ -1,0 +1,1 @@
+"""Accounts: sign up, log in and log out with Django's authentication."""

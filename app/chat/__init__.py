@@ -1,0 +1,1 @@
+"""Chat rooms: pages, the WebSocket consumer and the message store."""

@@ -1,0 +1,233 @@
+"""The chat WebSocket consumer, served at ``/ws/chat/<room>/``.
+
+The protocol (frames, error codes, close codes) is described in app/README.md.
+Every frame a client sends costs one token of a per-connection bucket; a frame
+that breaks a rule gets an ``error`` frame back and the connection stays open.
+Database work runs in a worker thread through ``database_sync_to_async``, so the
+event loop never waits on PostgreSQL.
+"""
+
+import json
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from chat.models import MAX_TEXT_LENGTH, Message
+from chat.ratelimit import TokenBucket
+from chat.rooms import group_name, is_valid_room_name
+
+logger = logging.getLogger(__name__)
+
+# Close codes, sent after accepting the connection so that browsers see them.
+CLOSE_INVALID_ROOM = 4400
+CLOSE_UNAUTHENTICATED = 4401
+
+# Rate limit per connection: a burst of RATE_BURST frames, then RATE_PER_SECOND.
+RATE_BURST = 10
+RATE_PER_SECOND = 5.0
+
+# Most messages one chat.catchup replays; more missed ones need another request.
+CATCHUP_LIMIT = 100
+
+# Frames longer than this many characters are refused before parsing. A text of
+# MAX_TEXT_LENGTH characters fits even when every one is a JSON escape.
+MAX_FRAME_LENGTH = 16 * MAX_TEXT_LENGTH
+
+# Message ids are PostgreSQL bigints.
+MAX_MESSAGE_ID = 2**63 - 1
+
+
+@database_sync_to_async
+def post_message(room_name: str, author: Any, text: str) -> dict[str, Any]:
+    """Store a message (see ``Message.post``) and return its ``chat.message`` frame."""
+    return Message.post(room_name, author, text).as_frame()
+
+
+@database_sync_to_async
+def messages_after(room_name: str, after_id: int, limit: int) -> list[dict[str, Any]]:
+    """Return the frames of up to ``limit`` messages of a room after ``after_id``, oldest first."""
+    return [message.as_frame() for message in Message.objects.after(room_name, after_id, limit)]
+
+
+class FrameError(Exception):
+    """A client frame breaks a rule; becomes an ``error`` frame with ``code``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def clean_text(text: object) -> str:
+    """Return the text of a ``chat.message`` frame, trimmed.
+
+    Raises:
+        FrameError: not a string (``invalid_text``), empty after trimming
+            (``empty_text``), longer than MAX_TEXT_LENGTH characters
+            (``text_too_long``), or holding what PostgreSQL cannot store: NUL or
+            a lone surrogate from a JSON ``\\ud800`` escape (``invalid_text``).
+    """
+    if not isinstance(text, str):
+        raise FrameError("invalid_text", "'text' must be a string.")
+    text = text.strip()
+    if not text:
+        raise FrameError("empty_text", "The message is empty.")
+    if len(text) > MAX_TEXT_LENGTH:
+        raise FrameError("text_too_long", f"Messages are at most {MAX_TEXT_LENGTH} characters.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FrameError("invalid_text", "The message is not valid Unicode.") from None
+    if "\x00" in text:
+        raise FrameError("invalid_text", "The message holds a NUL character.")
+    return text
+
+
+def clean_after(after: object) -> int:
+    """Return the ``after`` id of a ``chat.catchup`` frame.
+
+    Raises:
+        FrameError: not an integer (booleans and floats included) or outside
+            0..2**63-1 (``invalid_after``).
+    """
+    if type(after) is not int or not 0 <= after <= MAX_MESSAGE_ID:
+        raise FrameError("invalid_after", "'after' must be a non-negative integer message id.")
+    return after
+
+
+class ChatConsumer(AsyncJsonWebsocketConsumer):
+    """One client's connection to one room.
+
+    On connect: unauthenticated users are closed with 4401, invalid room names
+    with 4400; otherwise the connection joins the room's group. Frames from the
+    client are ``chat.message`` (store, then broadcast to the room) and
+    ``chat.catchup`` (replay stored messages the client missed).
+    """
+
+    room_name: str | None = None
+    group: str | None = None
+
+    async def connect(self) -> None:
+        """Check the user and the room, join the room's group, accept."""
+        self.bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="authentication required")
+            return
+        room_name = self.scope["url_route"]["kwargs"]["room_name"]
+        if not is_valid_room_name(room_name):
+            await self.accept()
+            await self.close(code=CLOSE_INVALID_ROOM, reason="invalid room name")
+            return
+        self.room_name = room_name
+        self.group = group_name(room_name)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the room's group, if the connection had joined one."""
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
+    ) -> None:
+        """Rate limit, then parse one frame; answer an error frame instead of raising."""
+        if self.room_name is None:
+            return  # Closing: a refused connection has no room.
+        if not self.bucket.take():
+            await self.send_error(
+                "rate_limited",
+                f"Too many frames: at most {RATE_BURST} at once, then "
+                f"{RATE_PER_SECOND:g} per second.",
+            )
+            return
+        if text_data is None:
+            await self.send_error("invalid_json", "Frames must be JSON text, not binary.")
+            return
+        if len(text_data) > MAX_FRAME_LENGTH:
+            await self.send_error(
+                "frame_too_large", f"Frames are at most {MAX_FRAME_LENGTH} characters."
+            )
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except (ValueError, RecursionError):
+            await self.send_error("invalid_json", "The frame is not valid JSON.")
+            return
+        if not isinstance(content, dict):
+            await self.send_error("invalid_json", "The frame must be a JSON object.")
+            return
+        await self.receive_json(content, **kwargs)
+
+    async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
+        """Dispatch a parsed frame on its ``type``."""
+        kind = content.get("type")
+        try:
+            if kind == "chat.message":
+                await self.post(clean_text(content.get("text")))
+            elif kind == "chat.catchup":
+                await self.catch_up(clean_after(content.get("after")))
+            else:
+                raise FrameError("unknown_type", "'type' must be 'chat.message' or 'chat.catchup'.")
+        except FrameError as error:
+            await self.send_error(error.code, error.message)
+
+    async def post(self, text: str) -> None:
+        """Store and broadcast one message from this client (text already cleaned)."""
+        try:
+            frame = await post_message(self.room_name, self.scope["user"], text)
+        except DatabaseError:
+            logger.exception("Could not store a message in room %s", self.room_name)
+            await self.send_error("server_error", "The message could not be stored; try again.")
+            return
+        try:
+            await self.channel_layer.group_send(self.group, frame)
+        except (RedisError, OSError, ChannelFull):
+            logger.exception("Could not broadcast message %s", frame["id"])
+            # Stored, so clients get it on their next catch-up; this one gets it now.
+            await self.send_json(frame)
+            await self.send_error(
+                "server_error", "The message was stored but not delivered live to others."
+            )
+
+    async def catch_up(self, after: int) -> None:
+        """Replay up to CATCHUP_LIMIT stored messages with an id above ``after``.
+
+        When more were missed, an ``error`` frame with code ``catchup_truncated``
+        follows the replayed ones; the client asks again from its newest id.
+        """
+        try:
+            frames = await messages_after(self.room_name, after, CATCHUP_LIMIT + 1)
+        except DatabaseError:
+            logger.exception("Could not read messages of room %s", self.room_name)
+            await self.send_error("server_error", "Missed messages could not be read; try again.")
+            return
+        for frame in frames[:CATCHUP_LIMIT]:
+            await self.send_json(frame)
+        if len(frames) > CATCHUP_LIMIT:
+            await self.send_error(
+                "catchup_truncated",
+                f"Replayed the first {CATCHUP_LIMIT} missed messages; ask again for more.",
+            )
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        """Forward a message broadcast to the room's group to this client."""
+        await self.send_json(
+            {key: event[key] for key in ("type", "id", "author", "text", "sent_at")}
+        )
+
+    async def send_error(self, code: str, message: str) -> None:
+        """Send an ``error`` frame; the connection stays open."""
+        await self.send_json({"type": "error", "code": code, "message": message})
+
+    @classmethod
+    async def encode_json(cls, content: dict[str, Any]) -> str:
+        """Encode a frame as compact JSON, keeping non-ASCII text as is."""
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"))

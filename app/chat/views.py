@@ -1,0 +1,52 @@
+"""Pages: the room list with its form, and one room."""
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_safe
+
+from chat.consumers import CLOSE_INVALID_ROOM, CLOSE_UNAUTHENTICATED
+from chat.forms import RoomForm
+from chat.models import Message, Room
+
+# Rooms listed on the index, most recently active first.
+INDEX_ROOMS = 100
+# Messages a room page shows before live ones arrive.
+HISTORY_LENGTH = 50
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def index(request: HttpRequest) -> HttpResponse:
+    """List rooms by last activity; POST a room name to enter (and create) it."""
+    if request.method == "POST":
+        form = RoomForm(request.POST)
+        if form.is_valid():
+            room, _ = Room.objects.get_or_create(name=form.cleaned_data["name"])
+            return redirect("chat:room", room_name=room.name)
+    else:
+        form = RoomForm()
+    rooms = Room.objects.order_by("-last_activity_at", "name")[:INDEX_ROOMS]
+    return render(request, "chat/index.html", {"form": form, "rooms": rooms})
+
+
+@login_required
+@require_safe
+def room(request: HttpRequest, room_name: str) -> HttpResponse:
+    """Show a room's last HISTORY_LENGTH messages; the page script adds live ones."""
+    history = Message.objects.latest_in_room(room_name, HISTORY_LENGTH)
+    config = {
+        "room": room_name,
+        "socketPath": f"/ws/chat/{room_name}/",
+        "loginUrl": f"{reverse('accounts:login')}?next={request.path}",
+        "closeCodes": {
+            "unauthenticated": CLOSE_UNAUTHENTICATED,
+            "invalidRoom": CLOSE_INVALID_ROOM,
+        },
+    }
+    return render(
+        request,
+        "chat/room.html",
+        {"room_name": room_name, "history": history, "chat_config": config},
+    )

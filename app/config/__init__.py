@@ -1,0 +1,1 @@
+"""Project configuration: settings, URL routing and the ASGI/WSGI entry points."""

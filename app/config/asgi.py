@@ -1,0 +1,31 @@
+"""ASGI entry point for daphne: ``config.asgi:application``.
+
+Routes WebSockets under /ws/ to the chat consumer, behind the origin check
+(Origin must match ALLOWED_HOSTS) and the session authentication middleware;
+plain HTTP goes to Django, so daphne alone can also serve the whole site.
+Uses the production settings unless ``DJANGO_SETTINGS_MODULE`` says otherwise.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.production")
+
+# Set up Django (apps, models) before anything below imports models.
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.security.websocket import AllowedHostsOriginValidator
+
+from chat.routing import websocket_urlpatterns
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

@@ -1,0 +1,24 @@
+"""Development settings: ``python manage.py runserver`` with nothing else running.
+
+Defaults to SQLite in app/db.sqlite3 and, without ``REDIS_URL``, to the in-memory
+channel layer, which only delivers messages inside the one runserver process.
+Set ``DATABASE_URL`` / ``REDIS_URL`` to try the real services.
+"""
+
+from .base import *
+
+DEBUG = True
+
+# Development only: production reads SECRET_KEY from the environment with no default.
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-not-a-secret")
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+DATABASES = {
+    "default": database_from_url(
+        env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    )
+}
+
+REDIS_URL = env.str("REDIS_URL", default="") or None
+CHANNEL_LAYERS = channel_layers(REDIS_URL)

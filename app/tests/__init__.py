@@ -1,0 +1,1 @@
+"""Tests of the chat service, against real PostgreSQL and Redis (see conftest.py)."""

@@ -1,0 +1,77 @@
+"""Test harness: a real PostgreSQL and a real Redis for the whole session.
+
+Both servers are started here and stopped at the end of the session (see
+tests/servers.py). Settings are loaded before fixtures run, so the fixtures
+point them at the servers: the database entry in place (pytest-django's
+``django_db_modify_db_settings`` hook), ``REDIS_URL`` and ``CHANNEL_LAYERS``
+through ``override_settings``, which also resets channels' layer cache.
+"""
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.test import override_settings
+
+from config.settings.base import channel_layers
+from tests.helpers import PASSWORD
+from tests.servers import PostgresServer, RedisServer, ServerError
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for the session, on a unix socket in a temporary folder."""
+    try:
+        server = PostgresServer()
+        server.start()
+    except ServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(postgres_server: PostgresServer) -> None:
+    """Point Django's default database at the session's PostgreSQL server."""
+    settings.DATABASES["default"].update(
+        HOST=postgres_server.socket_dir,
+        PORT=str(postgres_server.port),
+        USER=postgres_server.superuser,
+        PASSWORD="",
+        NAME="chat",
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server for the session; the app's settings point at it.
+
+    Tests may ``stop()`` and ``start()`` it again (same port and password).
+    """
+    layer = os.environ.get("CHANNEL_LAYER", "pubsub")
+    try:
+        server = RedisServer(layer)
+        server.start()
+    except ServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    overrides = override_settings(REDIS_URL=server.url, CHANNEL_LAYERS=channel_layers(server.url))
+    overrides.enable()
+    try:
+        yield server
+    finally:
+        overrides.disable()
+        server.cleanup()
+
+
+@pytest.fixture
+def make_user(django_user_model: type[AbstractBaseUser]) -> Callable[[str], AbstractBaseUser]:
+    """Return a function that creates a user with the password PASSWORD."""
+
+    def make(username: str) -> AbstractBaseUser:
+        return django_user_model.objects.create_user(username=username, password=PASSWORD)
+
+    return make
