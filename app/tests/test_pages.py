@@ -1,0 +1,119 @@
+"""The index and room pages."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from chat.models import Message, Room
+from chat.views import HISTORY_LENGTH
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    client.force_login(alice)
+    return client
+
+
+@pytest.mark.parametrize("path", ["/", "/chat/lobby/"])
+def test_pages_need_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_room_page_shows_last_50_messages_oldest_first(alice_client, alice):
+    room = Room.objects.create(name="lobby")
+    Message.objects.bulk_create(
+        Message(room=room, author=alice, text=f"msg-{n:03d}") for n in range(HISTORY_LENGTH + 1)
+    )
+    other = Room.objects.create(name="kitchen")
+    Message.objects.create(room=other, author=alice, text="other-room")
+
+    response = alice_client.get("/chat/lobby/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "msg-000" not in page  # The 51st newest is left out.
+    assert "other-room" not in page
+    shown = [f"msg-{n:03d}" for n in range(1, HISTORY_LENGTH + 1)]
+    positions = [page.index(text) for text in shown]
+    assert positions == sorted(positions)
+    assert [message.text for message in response.context["history"]] == shown
+
+
+def test_room_page_works_for_a_room_without_messages(alice_client):
+    response = alice_client.get("/chat/new-room_1/")
+    assert response.status_code == 200
+    assert b"No messages yet." in response.content
+    assert not Room.objects.filter(name="new-room_1").exists()  # GET creates nothing.
+
+
+def test_room_page_serves_its_script_and_config_without_external_assets(alice_client):
+    page = alice_client.get("/chat/lobby/").content.decode()
+    assert '<script id="chat-config" type="application/json">' in page
+    assert "/static/chat/room.js" in page
+    assert "https://" not in page and "//cdn" not in page
+
+
+@pytest.mark.parametrize(
+    "path", ["/chat/bad$name/", "/chat/with%20space/", f"/chat/{'x' * 65}/", "/chat/caf%C3%A9/"]
+)
+def test_invalid_room_name_in_url_is_404(alice_client, path):
+    assert alice_client.get(path).status_code == 404
+
+
+def test_index_lists_rooms_by_last_activity(alice_client):
+    now = timezone.now()
+    for name, minutes_ago in [("quiet", 90), ("busy", 1), ("middle", 30)]:
+        Room.objects.create(name=name, last_activity_at=now - timedelta(minutes=minutes_ago))
+
+    response = alice_client.get("/")
+
+    assert response.status_code == 200
+    assert [room.name for room in response.context["rooms"]] == ["busy", "middle", "quiet"]
+    page = response.content.decode()
+    assert page.index("#busy") < page.index("#middle") < page.index("#quiet")
+
+
+def test_index_form_creates_room_and_redirects_to_it(alice_client):
+    response = alice_client.post("/", {"name": "team-42_x"})
+    assert response.status_code == 302
+    assert response["Location"] == "/chat/team-42_x/"
+    assert Room.objects.filter(name="team-42_x").exists()
+
+
+def test_index_form_enters_existing_room(alice_client):
+    Room.objects.create(name="lobby")
+    response = alice_client.post("/", {"name": "lobby"})
+    assert response["Location"] == "/chat/lobby/"
+    assert Room.objects.count() == 1
+
+
+@pytest.mark.parametrize("name", ["", "bad name", "bad$name", "x" * 65, "café", "../etc"])
+def test_index_form_rejects_invalid_room_name(alice_client, name):
+    response = alice_client.post("/", {"name": name})
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"]
+    assert not Room.objects.exists()
+
+
+def test_index_escapes_room_names_and_usernames(client, make_user):
+    user = make_user("<b>bold</b>")
+    client.force_login(user)
+    page = client.get("/").content.decode()
+    assert "<b>bold</b>" not in page
+    assert "&lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_pages_send_a_content_security_policy(alice_client):
+    policy = alice_client.get("/").headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "connect-src 'self' ws://testserver" in policy

@@ -1,0 +1,178 @@
+"""Settings: production checks run in a subprocess with a production environment."""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+APP_DIR = Path(__file__).resolve().parent.parent
+
+# Variables the app reads; cleared so that the caller's environment cannot leak in.
+APP_VARIABLES = {
+    "DJANGO_SETTINGS_MODULE",
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS",
+    "STATIC_ROOT",
+    "MEDIA_ROOT",
+    "CONN_MAX_AGE",
+    "CHANNEL_LAYER",
+    "CHANNEL_CAPACITY",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "LOG_LEVEL",
+}
+
+
+def production_env(**changes: str | None) -> dict[str, str]:
+    """A production environment as a deployment writes it, with ``changes`` (None: unset)."""
+    env = {key: value for key, value in os.environ.items() if key not in APP_VARIABLES}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        DATABASE_URL="postgres://chat:secret@db.internal:5432/chat",
+        REDIS_URL="redis://chat:secret@127.0.0.1:6379/0",
+        ALLOWED_HOSTS="chat.example.com",
+        CSRF_TRUSTED_ORIGINS="https://chat.example.com",
+        STATIC_ROOT="/srv/chat/static",
+        MEDIA_ROOT="/srv/chat/media",
+    )
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=APP_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_check_deploy_is_clean_with_production_environment():
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=production_env())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout
+    assert "WARNINGS" not in result.stderr
+
+
+def test_check_deploy_with_hsts_preload_has_nothing_silenced():
+    result = manage(
+        "check", "--deploy", "--fail-level", "WARNING", env=production_env(SECURE_HSTS_PRELOAD="1")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues (0 silenced)" in result.stdout
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
+@pytest.mark.parametrize("value", [None, ""])
+def test_production_refuses_to_start_without_required_variable(variable, value):
+    result = manage("check", env=production_env(**{variable: value}))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"The {variable} environment variable is required" in result.stderr
+
+
+def test_production_refuses_unknown_channel_layer():
+    result = manage("check", env=production_env(CHANNEL_LAYER="memory"))
+    assert result.returncode != 0
+    assert "CHANNEL_LAYER must be one of pubsub, core" in result.stderr
+
+
+def production_settings(env: dict[str, str]) -> dict:
+    """Load the production settings in a subprocess and return the ones tests look at."""
+    code = """if True:
+        import json
+        import django
+        from django.conf import settings as s
+        django.setup()
+        print(json.dumps({
+            "layer": s.CHANNEL_LAYERS["default"],
+            "database": s.DATABASES["default"],
+            "hsts": [
+                s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD
+            ],
+            "allowed_hosts": s.ALLOWED_HOSTS,
+            "csrf_trusted_origins": s.CSRF_TRUSTED_ORIGINS,
+            "static_root": str(s.STATIC_ROOT),
+            "media_root": str(s.MEDIA_ROOT),
+            "proxy_ssl_header": s.SECURE_PROXY_SSL_HEADER,
+            "log_level": s.LOGGING["root"]["level"],
+            "cookies_secure": [s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE],
+            "ssl_redirect": s.SECURE_SSL_REDIRECT,
+            "debug": s.DEBUG,
+        }))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=APP_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_production_settings_read_the_environment():
+    loaded = production_settings(
+        production_env(
+            CHANNEL_LAYER="core",
+            CHANNEL_CAPACITY="250",
+            CONN_MAX_AGE="120",
+            SECURE_HSTS_SECONDS="3600",
+            ALLOWED_HOSTS="a.example,b.example",
+            LOG_LEVEL="warning",
+        )
+    )
+    assert loaded["layer"] == {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": ["redis://chat:secret@127.0.0.1:6379/0"], "capacity": 250},
+    }
+    database = loaded["database"]
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.internal", 5432, "chat")
+    assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (120, True)
+    assert database["OPTIONS"]["connect_timeout"] == 5
+    assert loaded["hsts"] == [3600, True, False]
+    assert loaded["allowed_hosts"] == ["a.example", "b.example"]
+    assert loaded["csrf_trusted_origins"] == ["https://chat.example.com"]
+    assert (loaded["static_root"], loaded["media_root"]) == ("/srv/chat/static", "/srv/chat/media")
+    assert loaded["proxy_ssl_header"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert loaded["log_level"] == "WARNING"
+    assert loaded["cookies_secure"] == [True, True]
+    assert loaded["ssl_redirect"] is True
+    assert loaded["debug"] is False
+
+
+def test_production_defaults_to_the_pubsub_layer_and_one_year_hsts():
+    loaded = production_settings(production_env())
+    assert loaded["layer"] == {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": ["redis://chat:secret@127.0.0.1:6379/0"]},
+    }
+    assert loaded["hsts"] == [31_536_000, True, False]
+    assert loaded["database"]["CONN_MAX_AGE"] == 60
+
+
+def test_tests_run_on_postgresql_and_a_redis_channel_layer(redis_server):
+    assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
+    assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == [redis_server.url]
