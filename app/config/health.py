@@ -28,7 +28,7 @@ REDIS_TIMEOUT = 1.0
 def check_database() -> str:
     """Run ``SELECT 1`` on the default database.
 
-    Connecting waits at most the connect timeout of the database settings (5 s by default).
+    Connecting waits at most the connect timeout of the database settings (3 s by default).
 
     Returns:
         ``"ok"``, or ``"error: <exception class>"`` when the query failed.

@@ -32,7 +32,7 @@ REDIS_ACL_RULES = {
     # RedisChannelLayer: sorted sets under asgi* keys, plus Lua for atomic steps.
     "core": (
         "resetchannels resetkeys ~asgi* -@all +ping +zadd +zcount +zrange +zrem "
-        "+zremrangebyscore +zpopmin +bzpopmin +expire +eval +evalsha +multi +exec +del"
+        "+zremrangebyscore +zpopmin +bzpopmin +expire +eval +multi +exec +del"
     ),
 }
 

@@ -150,7 +150,7 @@ def test_production_settings_read_the_environment():
     assert database["ENGINE"] == "django.db.backends.postgresql"
     assert (database["HOST"], database["PORT"], database["NAME"]) == ("db.internal", 5432, "chat")
     assert (database["CONN_MAX_AGE"], database["CONN_HEALTH_CHECKS"]) == (120, True)
-    assert database["OPTIONS"]["connect_timeout"] == 5
+    assert database["OPTIONS"]["connect_timeout"] == 3
     assert loaded["hsts"] == [3600, True, False]
     assert loaded["allowed_hosts"] == ["a.example", "b.example"]
     assert loaded["csrf_trusted_origins"] == ["https://chat.example.com"]

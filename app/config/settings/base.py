@@ -44,7 +44,7 @@ def require_env(name: str) -> str:
 def database_from_url(url: str) -> dict[str, Any]:
     """Build a ``DATABASES`` entry from a database URL.
 
-    PostgreSQL connections get a 5 second connect timeout unless the URL sets
+    PostgreSQL connections get a 3 second connect timeout unless the URL sets
     ``?connect_timeout=N`` itself, so a dead server fails fast (the health check
     relies on it), and persistent connections are checked before reuse.
 
@@ -58,7 +58,7 @@ def database_from_url(url: str) -> dict[str, Any]:
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
     if "postgresql" in config["ENGINE"]:
-        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
     return config
 
 
