@@ -132,8 +132,13 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         """Leave the room's group, if the connection had joined one."""
-        if self.group is not None:
+        if self.group is None:
+            return
+        try:
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        except (RedisError, OSError):
+            # The layer forgets the subscription with the connection anyway.
+            logger.warning("Could not leave group %s", self.group, exc_info=True)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any

@@ -48,15 +48,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def find_postgres_bin() -> Path:
-    """Return the newest /usr/lib/postgresql/<version>/bin holding initdb and pg_ctl.
+def find_postgres_bin(root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """Return the newest ``<root>/<version>/bin`` holding initdb and pg_ctl.
+
+    Args:
+        root: where Debian installs PostgreSQL server versions.
 
     Raises:
         ServerError: no PostgreSQL server binaries; the message names the package.
     """
     candidates = [
         path
-        for path in Path("/usr/lib/postgresql").glob("*/bin")
+        for path in root.glob("*/bin")
         if (path / "initdb").exists() and (path / "pg_ctl").exists()
     ]
 
@@ -65,21 +68,24 @@ def find_postgres_bin() -> Path:
 
     if not candidates:
         raise ServerError(
-            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin: "
+            f"PostgreSQL server binaries not found under {root}/*/bin: "
             "install the Debian package 'postgresql' (apt-get install postgresql)."
         )
     return max(candidates, key=version)
 
 
-def find_redis_server() -> str:
+def find_redis_server(search_path: str | None = None) -> str:
     """Return the path of redis-server.
+
+    Args:
+        search_path: folders to search, as in ``PATH``; None: ``PATH`` plus /usr/bin.
 
     Raises:
         ServerError: not installed; the message names the package.
     """
-    path = shutil.which("redis-server") or (
-        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
-    )
+    if search_path is None:
+        search_path = f"{os.environ.get('PATH', '')}{os.pathsep}/usr/bin"
+    path = shutil.which("redis-server", path=search_path)
     if path is None:
         raise ServerError(
             "redis-server not found: install the Debian package 'redis-server' "
