@@ -14,6 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -43,7 +44,7 @@ MAX_MESSAGE_ID = 2**63 - 1
 
 
 @database_sync_to_async
-def post_message(room_name: str, author: Any, text: str) -> dict[str, Any]:
+def post_message(room_name: str, author: AbstractBaseUser, text: str) -> dict[str, Any]:
     """Store a message (see ``Message.post``) and return its ``chat.message`` frame."""
     return Message.post(room_name, author, text).as_frame()
 

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
 from django.db.models.functions import Length
 from django.db.models.lookups import Range
@@ -89,7 +90,7 @@ class Message(models.Model):
         }
 
     @classmethod
-    def post(cls, room_name: str, author: Any, text: str) -> "Message":
+    def post(cls, room_name: str, author: AbstractBaseUser, text: str) -> "Message":
         """Store a message, creating its room if needed, and mark the room active.
 
         Args:

@@ -131,8 +131,9 @@ async def test_catchup_is_bounded_and_pages_on(make_user, alice_cookie):
         await alice.disconnect()
 
 
-async def test_unauthenticated_connection_is_closed_with_4401():
-    client = communicator("lobby", cookie=None)
+@pytest.mark.parametrize("cookie", [None, "not-a-session"])
+async def test_unauthenticated_connection_is_closed_with_4401(cookie):
+    client = communicator("lobby", cookie=cookie)
     connected, _ = await client.connect(timeout=TIMEOUT)
     assert connected  # Accepted first, so that the browser sees the close code.
     closing = await client.receive_output(timeout=TIMEOUT)
