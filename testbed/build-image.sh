@@ -35,7 +35,13 @@ fi
 
 start=$(date +%s)
 work=$(mktemp -d /var/tmp/channels-deploy-image.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+cleanup() {
+  # debootstrap mounts proc and sys inside the tree; an interrupted run can leave
+  # them there, and rm must never walk into them.
+  grep -o " $work/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf --one-file-system "$work"
+}
+trap cleanup EXIT
 root="$work/rootfs"
 
 debootstrap --variant=minbase --include="$packages" "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 || {
@@ -51,12 +57,18 @@ ln -sf /dev/null "$root/etc/systemd/system/systemd-modules-load.service"
 rm -f "$root/var/lib/dbus/machine-id"
 if [ ${#local_cas[@]} -gt 0 ]; then
   cp "${local_cas[@]}" "$root/usr/local/share/ca-certificates/"
-  chroot "$root" update-ca-certificates >/dev/null
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
 fi
 chroot "$root" apt-get clean
-rm -rf "$root"/var/lib/apt/lists/*
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/lib/apt/periodic/*
+# Emptying the lists leaves a fresh mtime, which apt's cache_valid_time would
+# take for a recent update: date it back so the first run updates.
+touch -d @0 "$root/var/lib/apt/lists"
 
 tar --numeric-owner -C "$root" -c . |
   podman import --change 'CMD ["/lib/systemd/systemd"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$tag" >/dev/null
 podman tag "$tag" "$repo:$suite"
+# Drop superseded builds of this suite (their containers, if any, keep them).
+podman images --format '{{.Repository}}:{{.Tag}}' --filter "reference=$repo" |
+  grep -x "$repo:$suite-[0-9a-f]*" | grep -vx "$tag" | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "image $tag built in $(($(date +%s) - start)) s"

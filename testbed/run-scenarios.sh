@@ -4,6 +4,8 @@
 # exit status is non-zero when any failed.
 set -uo pipefail
 [ $# -gt 0 ] || { echo "usage: $0 SCENARIO..." >&2; exit 2; }
+# Plain output in logs (CI): no colours, no boxes.
+if [ ! -t 1 ]; then export NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0; fi
 results=() failed=0 total_start=$(date +%s)
 for s in "$@"; do
   echo "=== molecule test -s $s"
