@@ -63,7 +63,8 @@ site: bootstrap venv images ## Deploy the stack to containers on this machine an
 	@start=$$(date +%s); \
 	ansible-playbook playbooks/testbed.yml; \
 	ansible-playbook playbooks/site.yml; \
-	echo "make site: $$(( $$(date +%s) - start )) s"
+	echo "make site: testbed and site.yml took $$(( $$(date +%s) - start )) s"; \
+	testbed/smoke.sh
 
 clean: ## Remove the local test bed containers and the virtualenvs
 	-ansible-playbook playbooks/testbed.yml -e testbed_state=absent

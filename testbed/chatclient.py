@@ -1,0 +1,282 @@
+"""A client of the deployed chat, for smoke checks, scenario verifiers and benchmarks.
+
+It speaks to the service the way a browser does: HTTPS to nginx, Django's sign-up form with
+its CSRF token, then WebSockets under ``/ws/chat/<room>/`` with the session cookie and an
+``Origin`` header (the interface is documented in app/README.md). Only the standard library
+and ``websockets`` are used, so the control node's virtualenv runs it.
+
+Command line (prints one line per check, exits 1 on the first failure)::
+
+    python testbed/chatclient.py smoke https://channels-deploy-local:8443 \
+        --connect-to 127.0.0.1 --cafile pebble-root.pem
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import re
+import secrets
+import socket
+import ssl
+import sys
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+
+class ChatClientError(RuntimeError):
+    """A check against the service failed; the message says what was expected and seen."""
+
+
+@dataclass
+class Response:
+    """An HTTP response: status code, headers (lower-case names) and body bytes."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (undecodable bytes replaced)."""
+        return self.body.decode("utf-8", "replace")
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to a fixed address while SNI, certificate checks and Host use the URL's name."""
+
+    def __init__(
+        self, host: str, port: int, address: str, context: ssl.SSLContext, timeout: float
+    ) -> None:
+        super().__init__(host, port, context=context, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+@dataclass
+class ChatSite:
+    """One user's session with the chat at ``base_url``.
+
+    Args:
+        base_url: the public URL, ``https://name[:port]`` (no path).
+        connect_to: address to open connections to instead of resolving the URL's name (for test
+            beds whose names only resolve inside a container network); ``None`` resolves.
+        cafile: PEM file of the CA that issued the server certificate; ``None`` uses the system
+            store.
+        timeout: seconds for each connection and read.
+    """
+
+    base_url: str
+    connect_to: str | None = None
+    cafile: str | None = None
+    timeout: float = 10.0
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        url = urllib.parse.urlsplit(self.base_url)
+        if url.scheme != "https" or not url.hostname:
+            raise ValueError(f"base_url must be https://name[:port], not {self.base_url!r}")
+        self.host = url.hostname
+        self.port = url.port or 443
+        self.origin = f"https://{url.netloc}"
+        self.context = ssl.create_default_context(cafile=self.cafile)
+
+    # HTTP -----------------------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        form: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """Send one request with the session's cookies; store the cookies the answer sets.
+
+        Args:
+            method: HTTP method.
+            path: path and query, starting with ``/``.
+            form: fields sent as ``application/x-www-form-urlencoded``, or ``None``.
+            headers: extra request headers.
+
+        Returns:
+            The response (redirects are not followed).
+
+        Raises:
+            OSError, ssl.SSLError: the connection or TLS handshake failed (a certificate that
+                does not verify against ``cafile`` raises ssl.SSLCertVerificationError).
+        """
+        conn = _PinnedHTTPSConnection(
+            self.host, self.port, self.connect_to or self.host, self.context, self.timeout
+        )
+        try:
+            sent = {"Host": urllib.parse.urlsplit(self.base_url).netloc, **(headers or {})}
+            if self.cookies:
+                sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            body = None
+            if form is not None:
+                body = urllib.parse.urlencode(form).encode()
+                sent["Content-Type"] = "application/x-www-form-urlencoded"
+            conn.request(method, path, body=body, headers=sent)
+            raw = conn.getresponse()
+            answer = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, raw.read())
+            for value in raw.headers.get_all("Set-Cookie") or []:
+                name, _, rest = value.partition("=")
+                self.cookies[name.strip()] = rest.split(";", 1)[0]
+            return answer
+        finally:
+            conn.close()
+
+    def expect(self, method: str, path: str, status: int, **kwargs: Any) -> Response:
+        """Like :meth:`request`, raising ChatClientError unless the status is ``status``."""
+        answer = self.request(method, path, **kwargs)
+        if answer.status != status:
+            raise ChatClientError(
+                f"{method} {path}: expected HTTP {status}, got {answer.status}: {answer.text[:300]}"
+            )
+        return answer
+
+    def signup(self, username: str, password: str) -> None:
+        """Create an account through the sign-up form and keep its session cookie.
+
+        Raises:
+            ChatClientError: the form was not accepted (the page's errors are in the message).
+        """
+        page = self.expect("GET", "/accounts/signup/", 200)
+        token = _csrf_token(page.text)
+        answer = self.request(
+            "POST",
+            "/accounts/signup/",
+            form={
+                "csrfmiddlewaretoken": token,
+                "username": username,
+                "password1": password,
+                "password2": password,
+            },
+            headers={"Referer": self.origin + "/accounts/signup/", "Origin": self.origin},
+        )
+        if answer.status != 302 or "sessionid" not in self.cookies:
+            raise ChatClientError(
+                f"sign-up of {username!r}: expected a redirect with a session, "
+                f"got HTTP {answer.status}: {answer.text[:300]}"
+            )
+
+    # WebSocket ------------------------------------------------------------------------------
+    async def websocket(self, room: str) -> ClientConnection:
+        """Open the room's WebSocket with this session's cookies and the site's Origin.
+
+        Raises:
+            websockets.exceptions.InvalidStatus: the handshake was refused (e.g. 403 origin).
+        """
+        raw = socket.create_connection((self.connect_to or self.host, self.port), self.timeout)
+        raw.setblocking(False)
+        return await connect(
+            f"wss://{self.host}:{self.port}/ws/chat/{room}/",
+            sock=raw,
+            ssl=self.context,
+            server_hostname=self.host,
+            origin=self.origin,  # type: ignore[arg-type]
+            additional_headers={
+                "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+            },
+            open_timeout=self.timeout,
+            max_size=2**20,
+            proxy=None,
+        )
+
+
+def _csrf_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if not match:
+        raise ChatClientError("no CSRF token in the form page")
+    return match.group(1)
+
+
+async def next_chat_message(ws: ClientConnection, timeout: float) -> dict[str, Any]:
+    """Wait for the next ``chat.message`` frame (other frames are skipped).
+
+    Raises:
+        TimeoutError: none arrived within ``timeout`` seconds.
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame.get("type") == "chat.message":
+                return frame
+
+
+async def exchange(sender: ChatSite, receiver: ChatSite, room: str, text: str) -> dict[str, Any]:
+    """Send ``text`` from ``sender`` and return the frame ``receiver`` gets for it.
+
+    Both join ``room`` first. Raises ChatClientError when the receiver sees another text, and
+    TimeoutError when nothing arrives within the sites' timeout.
+    """
+    async with await receiver.websocket(room) as rx, await sender.websocket(room) as tx:
+        await tx.send(json.dumps({"type": "chat.message", "text": text}))
+        deadline = time.monotonic() + receiver.timeout
+        while True:
+            frame = await next_chat_message(rx, max(0.1, deadline - time.monotonic()))
+            if frame["text"] == text:
+                return frame
+
+
+def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str]:
+    """Check the deployed chat end to end; return one line per passed check.
+
+    Checks: the index redirects to the login page over verified HTTPS with HSTS; a static file
+    linked from the page is served; two new users sign up; a message sent by one over wss reaches
+    the other in the same room.
+
+    Raises:
+        ChatClientError, OSError, ssl.SSLError, TimeoutError: the first check that failed.
+    """
+    done = []
+    alice = ChatSite(base_url, connect_to, cafile)
+    login = alice.expect("GET", "/accounts/login/", 200)
+    if "strict-transport-security" not in login.headers:
+        raise ChatClientError("no Strict-Transport-Security header on the login page")
+    done.append(f"HTTPS 200 on /accounts/login/ (certificate verified for {alice.host})")
+    static = re.search(r'(?:href|src)="(/static/[^"]+)"', login.text)
+    if not static:
+        raise ChatClientError("the login page links no static file")
+    alice.expect("GET", static.group(1), 200)
+    done.append(f"static file {static.group(1)} served")
+    bob = ChatSite(base_url, connect_to, cafile)
+    suffix = secrets.token_hex(4)
+    for site, name in ((alice, "smoke-a"), (bob, "smoke-b")):
+        site.signup(f"{name}-{suffix}", secrets.token_urlsafe(16))
+    alice.expect("GET", "/", 200)
+    done.append("two users signed up and logged in")
+    text = f"smoke {suffix}"
+    frame = asyncio.run(exchange(alice, bob, f"smoke-{suffix}", text))
+    done.append(f"WebSocket message #{frame['id']} from {frame['author']} reached the second user")
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``smoke URL [--connect-to ADDRESS] [--cafile PEM]``; 0 when all passed."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("smoke", help="check the deployed chat end to end")
+    check.add_argument("url", help="public URL, https://name[:port]")
+    check.add_argument("--connect-to", help="address to connect to instead of resolving the name")
+    check.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
+    args = parser.parse_args(argv)
+    try:
+        for line in smoke(args.url, args.connect_to, args.cafile):
+            print(f"ok: {line}")
+    except (ChatClientError, OSError, ssl.SSLError, TimeoutError) as exc:
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
