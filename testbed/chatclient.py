@@ -19,15 +19,19 @@ import http.client
 import json
 import re
 import secrets
+import shlex
 import socket
 import ssl
+import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 
 class ChatClientError(RuntimeError):
@@ -227,12 +231,131 @@ async def exchange(sender: ChatSite, receiver: ChatSite, room: str, text: str) -
                 return frame
 
 
+def http_across_restarts(
+    site: ChatSite, path: str, seconds: float, restart_cmd: str, restarts: int
+) -> dict[str, Any]:
+    """Request ``path`` in a loop for ``seconds`` while ``restart_cmd`` runs ``restarts`` times.
+
+    The restarts are spread evenly over the run. A request fails when it raises or answers
+    anything but 200.
+
+    Args:
+        site: the session to use (no login needed for ``/healthz``).
+        path: path to request, e.g. ``/healthz``.
+        seconds: duration of the request loop.
+        restart_cmd: shell-free command line run for each restart (split with shlex); it must
+            exit 0.
+        restarts: number of restarts.
+
+    Returns:
+        ``{"sent": int, "failed": int, "errors": [first 10 error strings], "restarts": int}``.
+
+    Raises:
+        subprocess.CalledProcessError: a restart command failed.
+    """
+    stop = time.monotonic() + seconds
+    counts = {"sent": 0, "failed": 0}
+    errors: list[str] = []
+
+    def loop() -> None:
+        while time.monotonic() < stop:
+            counts["sent"] += 1
+            try:
+                status = site.request("GET", path).status
+                if status != 200:
+                    raise ChatClientError(f"HTTP {status}")
+            except (ChatClientError, OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                counts["failed"] += 1
+                if len(errors) < 10:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        for _ in range(restarts):
+            time.sleep(seconds / (restarts + 1))
+            subprocess.run(shlex.split(restart_cmd), check=True, capture_output=True)  # noqa: S603
+    finally:
+        worker.join()
+    return {**counts, "errors": errors, "restarts": restarts}
+
+
+async def _reconnect(site: ChatSite, room: str, budget: float) -> tuple[ClientConnection, int]:
+    """Connect to ``room``, retrying every 0.2 s for ``budget`` seconds; return (ws, failures)."""
+    failures = 0
+    deadline = time.monotonic() + budget
+    while True:
+        try:
+            return await site.websocket(room), failures
+        except (OSError, ConnectionClosed, TimeoutError) as exc:
+            failures += 1
+            if time.monotonic() > deadline:
+                raise ChatClientError(f"could not reconnect within {budget} s: {exc}") from exc
+            await asyncio.sleep(0.2)
+
+
+async def catchup_across_restart(
+    reader: ChatSite, writer: ChatSite, room: str, restart_cmd: str
+) -> dict[str, Any]:
+    """Show that a client cut by an ASGI server restart gets the messages sent meanwhile.
+
+    ``reader`` and ``writer`` join ``room``; ``writer`` sends a first message, which ``reader``
+    receives. Then ``restart_cmd`` restarts the WebSocket servers: both connections are cut.
+    ``writer`` reconnects at once and sends a second message while ``reader`` is still away;
+    ``reader`` reconnects afterwards and asks for what it missed with ``chat.catchup``.
+
+    Returns:
+        ``{"close_code": int | None, "reconnect_failures": int, "caught_up": bool,
+        "missed_id": int}``; ``caught_up`` is true when the second message came back through
+        the catch-up.
+
+    Raises:
+        ChatClientError: a step did not happen within the sites' timeout.
+    """
+    tag = secrets.token_hex(4)
+    rx = await reader.websocket(room)
+    tx = await writer.websocket(room)
+    await tx.send(json.dumps({"type": "chat.message", "text": f"before {tag}"}))
+    first = await next_chat_message(rx, reader.timeout)
+    restart = asyncio.create_task(
+        asyncio.to_thread(subprocess.run, shlex.split(restart_cmd), check=True, capture_output=True)
+    )
+    close_code = None
+    try:
+        async with asyncio.timeout(reader.timeout * 3):
+            while True:
+                await rx.recv()
+    except ConnectionClosed as exc:
+        close_code = exc.rcvd.code if exc.rcvd else 1006
+    except TimeoutError as exc:
+        raise ChatClientError("the restart did not close the reader's WebSocket") from exc
+    failures = 0
+    tx, failed = await _reconnect(writer, room, writer.timeout * 3)
+    failures += failed
+    await tx.send(json.dumps({"type": "chat.message", "text": f"during {tag}"}))
+    missed = await next_chat_message(tx, writer.timeout)
+    await restart
+    rx, failed = await _reconnect(reader, room, reader.timeout * 3)
+    failures += failed
+    await rx.send(json.dumps({"type": "chat.catchup", "after": first["id"]}))
+    replayed = await next_chat_message(rx, reader.timeout)
+    await rx.close()
+    await tx.close()
+    return {
+        "close_code": close_code,
+        "reconnect_failures": failures,
+        "caught_up": replayed["id"] == missed["id"] and replayed["text"] == f"during {tag}",
+        "missed_id": missed["id"],
+    }
+
+
 def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str]:
     """Check the deployed chat end to end; return one line per passed check.
 
-    Checks: the index redirects to the login page over verified HTTPS with HSTS; a static file
-    linked from the page is served; two new users sign up; a message sent by one over wss reaches
-    the other in the same room.
+    Checks: the login page over verified HTTPS with HSTS; a static file linked from it, with the
+    long cache header of nginx's ``/static/``; ``/healthz`` reporting database and Redis ok; two
+    new users sign up; a message sent by one over wss reaches the other in the same room (the
+    last line names the message id and text, to look it up in the database).
 
     Raises:
         ChatClientError, OSError, ssl.SSLError, TimeoutError: the first check that failed.
@@ -246,8 +369,14 @@ def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str
     static = re.search(r'(?:href|src)="(/static/[^"]+)"', login.text)
     if not static:
         raise ChatClientError("the login page links no static file")
-    alice.expect("GET", static.group(1), 200)
-    done.append(f"static file {static.group(1)} served")
+    asset = alice.expect("GET", static.group(1), 200)
+    if "immutable" not in asset.headers.get("cache-control", ""):
+        raise ChatClientError(f"{static.group(1)} lacks the long cache header of nginx's /static/")
+    done.append(f"static file {static.group(1)} served with {asset.headers['cache-control']!r}")
+    health = alice.expect("GET", "/healthz", 200)
+    if json.loads(health.body) != {"database": "ok", "redis": "ok"}:
+        raise ChatClientError(f"/healthz: {health.text}")
+    done.append("/healthz 200: database ok, redis ok")
     bob = ChatSite(base_url, connect_to, cafile)
     suffix = secrets.token_hex(4)
     for site, name in ((alice, "smoke-a"), (bob, "smoke-b")):
@@ -256,7 +385,10 @@ def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str
     done.append("two users signed up and logged in")
     text = f"smoke {suffix}"
     frame = asyncio.run(exchange(alice, bob, f"smoke-{suffix}", text))
-    done.append(f"WebSocket message #{frame['id']} from {frame['author']} reached the second user")
+    done.append(
+        f"WebSocket message id={frame['id']} text={text!r} from {frame['author']} "
+        "reached the second user"
+    )
     return done
 
 
@@ -268,10 +400,36 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("url", help="public URL, https://name[:port]")
     check.add_argument("--connect-to", help="address to connect to instead of resolving the name")
     check.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
+    loop = sub.add_parser("http-restarts", help="requests in a loop across app server restarts")
+    wsr = sub.add_parser("ws-restart", help="WebSocket catch-up across an ASGI server restart")
+    for extra in (loop, wsr):
+        extra.add_argument("url")
+        extra.add_argument("--connect-to")
+        extra.add_argument("--cafile")
+        extra.add_argument("--restart-cmd", required=True, help="command that restarts the servers")
+    loop.add_argument("--path", default="/healthz")
+    loop.add_argument("--seconds", type=float, default=20.0)
+    loop.add_argument("--restarts", type=int, default=3)
     args = parser.parse_args(argv)
     try:
-        for line in smoke(args.url, args.connect_to, args.cafile):
-            print(f"ok: {line}")
+        if args.command == "smoke":
+            for line in smoke(args.url, args.connect_to, args.cafile):
+                print(f"ok: {line}")
+        elif args.command == "http-restarts":
+            site = ChatSite(args.url, args.connect_to, args.cafile)
+            result = http_across_restarts(
+                site, args.path, args.seconds, args.restart_cmd, args.restarts
+            )
+            print(json.dumps(result))
+        else:
+            sites = [ChatSite(args.url, args.connect_to, args.cafile) for _ in range(2)]
+            suffix = secrets.token_hex(4)
+            for n, site in enumerate(sites):
+                site.signup(f"restart-{n}-{suffix}", secrets.token_urlsafe(16))
+            result = asyncio.run(
+                catchup_across_restart(sites[0], sites[1], f"restart-{suffix}", args.restart_cmd)
+            )
+            print(json.dumps(result))
     except (ChatClientError, OSError, ssl.SSLError, TimeoutError) as exc:
         print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ pebble_ip=$(podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAdd
 curl --silent --show-error --fail --cacert "$inv/.secrets/acme-api-ca.pem" \
   --resolve "$pebble:15000:$pebble_ip" "https://$pebble:15000/roots/0" >"$inv/.secrets/acme-root.pem"
 
-python testbed/chatclient.py smoke "https://channels-deploy-local:$port" \
+python3 testbed/chatclient.py smoke "https://channels-deploy-local:$port" \
   --connect-to 127.0.0.1 --cafile "$inv/.secrets/acme-root.pem"
 cat <<MSG
 
