@@ -14,7 +14,9 @@ Run with the test virtualenv's python (it has `websockets`):
         at once; meanwhile opens, uses and closes new WebSockets one after
         another, until STOPFILE exists (at most 5 minutes). Prints
         {"held_close_code": n, "reconnect_seconds": s, "reconnect_failures": n,
-         "attempts": n, "failed": n, "refused": n, "errors": {message: count}}.
+         "attempts": n, "failed": n, "refused": n, "not_opened": n, "cut": n,
+         "errors": {message: count}}: "refused" could not connect, "not_opened"
+        connected but got no WebSocket, "cut" was open and got closed.
 """
 
 import asyncio
@@ -96,13 +98,24 @@ async def watch(path: str, stop_file: str) -> dict:
         return os.path.exists(stop_file) or time.monotonic() > deadline
 
     async def attempt() -> None:
+        """Open, use and close one WebSocket; count how it failed, if it did."""
         try:
-            async with unix_connect(path, URI, open_timeout=OPEN_TIMEOUT) as ws:
-                if not await echo_once(ws, "ping"):
-                    raise RuntimeError("wrong echo")
+            ws = await unix_connect(path, URI, open_timeout=OPEN_TIMEOUT)
         except (ConnectionRefusedError, FileNotFoundError):
             counts["refused"] += 1
             raise
+        except Exception:
+            counts["not_opened"] += 1
+            raise
+        try:
+            if not await echo_once(ws, "ping"):
+                raise RuntimeError("wrong echo")
+        except ConnectionClosed:
+            # Open, then cut by the restart: what held connections see too.
+            counts["cut"] += 1
+            raise
+        finally:
+            await ws.close()
 
     async def attempts() -> None:
         while not stopped():
@@ -147,6 +160,8 @@ async def watch(path: str, stop_file: str) -> dict:
         "attempts": counts["attempts"],
         "failed": counts["failed"],
         "refused": counts["refused"],
+        "not_opened": counts["not_opened"],
+        "cut": counts["cut"],
         "errors": dict(errors),
     }
 
