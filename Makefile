@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS ?= $(shell testbed/scenarios.sh)
 SUITES := bookworm trixie
 
-.PHONY: help bootstrap venv app-venv images lint app-test molecule test site bench clean
+.PHONY: help bootstrap venv app-venv images lint app-test molecule test test-site site bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ molecule: bootstrap venv images ## Every Molecule scenario, timed
 	testbed/run-scenarios.sh $(SCENARIOS)
 
 test: lint app-test molecule ## Everything CI runs
+
+test-site: bootstrap venv images ## The whole-stack scenario (site.yml + pebble, through port 443)
+	testbed/run-scenarios.sh site
 
 site: bootstrap venv images ## Deploy the stack to containers on this machine and check it
 	@start=$$(date +%s); \
