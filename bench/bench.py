@@ -1,0 +1,613 @@
+"""`make bench`: measure the stack that `make site` deploys, side by side with the seed's setups.
+
+What runs where:
+
+* The stack under test is the local test bed of ``inventory/local`` (one all-in-one podman
+  container). The baselines run in the same container, from the same release, as transient
+  systemd units started for the benchmark and stopped after it: Django's plain
+  ``runserver`` (WSGI, threaded) and daphne's ``runserver`` (what ``manage.py runserver``
+  is when ``daphne`` is an installed app, as in the Channels tutorial) with the in-memory
+  channel layer.
+* The load generators (wrk from Debian, and :mod:`fanout`) run on this machine but inside the
+  container's network namespace (``nsenter --net``), with a private ``/etc/hosts`` that maps the
+  site's name to 127.0.0.1. So the stack is reached by name over TLS with SNI, the baselines on
+  loopback ports that the firewall keeps private, and every figure in one comparison crosses
+  the same loopback path. The generators share the two cores with the stack: their CPU use
+  is recorded next to each figure.
+* Comparisons alternate between the contenders in one run; ratios are the headline.
+
+Phases: provisioning (cold ``site.yml`` on a freshly created container, then a warm re-run;
+skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, memory. The results
+go to ``bench/results/<date>-<host>.md`` and ``.json``; nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import resource
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import targets  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+RESULTS = ROOT / "bench" / "results"
+INVENTORY = ROOT / "inventory" / "local"
+PLAIN_PORT = 8001
+DAPHNE_PORT = 8002
+ROOM = "bench"
+FANOUT_ROOM = "fanout"
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark could not run; the message says which and why."""
+
+
+def log(message: str) -> None:
+    """Print a progress line to stderr (stdout gets the final table)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run a command, capturing text output; raise BenchError with its stderr on failure."""
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise BenchError(
+            f"{shlex.join(cmd)[:200]} exited {done.returncode}: "
+            f"{(done.stderr or done.stdout).strip()[-800:]}"
+        )
+    return done
+
+
+# --- The test bed ---------------------------------------------------------------------------
+class Testbed:
+    """The local deployment: its container, names and paths, read from inventory/local.
+
+    Args:
+        host: inventory host name of the all-in-one target (also its container name).
+    """
+
+    def __init__(self, host: str) -> None:
+        raw = run(["ansible-inventory", "-i", str(INVENTORY), "--host", host]).stdout
+        hostvars = json.loads(raw)
+        self.host = host
+        self.app = hostvars["site_app_name"]
+        self.server_name = hostvars["site_server_names"][0]
+        self.pebble = hostvars["testbed_pebble_name"]
+        self.root = f"/srv/{self.app}"
+        self.env_file = f"/etc/{self.app}/env"
+        self.cafile = INVENTORY / ".secrets" / "acme-root.pem"
+
+    def pid(self) -> int:
+        """PID of the container's init on this machine (for nsenter)."""
+        out = run(["podman", "inspect", "--format", "{{.State.Pid}}", self.host]).stdout
+        pid = int(out.strip() or 0)
+        if pid <= 0 or not Path(f"/proc/{pid}").exists():
+            raise BenchError(f"container {self.host} is not running: run `make site` first")
+        return pid
+
+    def exec(self, *cmd: str, stdin: str | None = None) -> str:
+        """Run a command in the container as root; return its stdout."""
+        return run(["podman", "exec", "-i", self.host, *cmd], input=stdin).stdout
+
+    def as_app(self, *cmd: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
+        """Run a command as the app user with the services' environment file; return stdout."""
+        setenv = [f"--setenv={k}={v}" for k, v in (env or {}).items()]
+        return self.exec(
+            "systemd-run",
+            "--quiet",
+            "--pipe",
+            "--wait",
+            "--collect",
+            f"--property=EnvironmentFile={self.env_file}",
+            f"--uid={self.app}",
+            f"--working-directory={self.root}/current",
+            *setenv,
+            *cmd,
+            stdin=stdin,
+        )
+
+    def memory(self) -> dict[str, Any]:
+        """RSS and PSS of each service group (see bench/memory.py)."""
+        script = (ROOT / "bench" / "memory.py").read_text()
+        return json.loads(self.exec("python3", "-", self.app, stdin=script))
+
+
+@contextlib.contextmanager
+def in_target_network(testbed: Testbed) -> Iterator[list[str]]:
+    """Yield a command prefix that runs a program in the target's network namespace.
+
+    The program sees a private copy of /etc/hosts where the site's name is 127.0.0.1 (a
+    mount namespace of its own, so this machine's /etc/hosts is not touched).
+    """
+    WORK.mkdir(parents=True, exist_ok=True)
+    hosts = WORK / "hosts"
+    hosts.write_text(f"127.0.0.1 localhost {testbed.server_name}\n::1 localhost\n")
+    script = 'mount --bind "$0" /etc/hosts && exec nsenter --target "$1" --net -- "${@:2}"'
+    yield [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "bash",
+        "-c",
+        script,
+        str(hosts),
+        str(testbed.pid()),
+    ]
+
+
+# --- Provisioning ---------------------------------------------------------------------------
+RECAP = re.compile(
+    r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
+    r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)",
+    re.M,
+)
+
+
+def playbook(name: str, logfile: Path) -> dict[str, Any]:
+    """Run ``playbooks/<name>`` against inventory/local; return seconds and the recap totals.
+
+    Raises:
+        BenchError: the playbook failed (the log file is named).
+    """
+    started = time.monotonic()
+    with logfile.open("w") as out:
+        done = subprocess.run(
+            ["ansible-playbook", str(ROOT / "playbooks" / name)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+        )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise BenchError(f"{name} failed, see {logfile}")
+    totals = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+    for match in RECAP.finditer(logfile.read_text()):
+        totals["ok"] += int(match[2])
+        totals["changed"] += int(match[3])
+        totals["failed"] += int(match[5])
+        totals["skipped"] += int(match[6])
+    return {"seconds": round(seconds, 1), "tasks": totals["ok"] + totals["skipped"], **totals}
+
+
+def provision(testbed: Testbed) -> dict[str, Any]:
+    """Recreate the target container, then time a cold and a warm ``site.yml``."""
+    log(f"provisioning: recreating {testbed.host} (pebble stays)")
+    run(["podman", "rm", "--force", "--time", "5", testbed.host])
+    playbook("testbed.yml", WORK / "testbed.log")
+    log("provisioning: cold site.yml")
+    cold = playbook("site.yml", WORK / "site-cold.log")
+    log(f"provisioning: cold run took {cold['seconds']} s; warm re-run")
+    warm = playbook("site.yml", WORK / "site-warm.log")
+    log(f"provisioning: warm run took {warm['seconds']} s, changed={warm['changed']}")
+    return {"cold": cold, "warm": warm}
+
+
+# --- Baselines ------------------------------------------------------------------------------
+BENCH_SETTINGS = '''"""Bench baseline: the production settings with the in-memory channel layer."""
+from config.settings.production import *  # noqa: F403
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+'''
+
+PLAIN_RUNSERVER = (
+    "import django; django.setup(); "
+    "from django.core.management import call_command; "
+    "from django.contrib.staticfiles.management.commands.runserver import Command; "
+    "call_command(Command(), '127.0.0.1:{port}', '--noreload', '--insecure')"
+)
+
+
+class Baselines:
+    """The seed's setups as transient units in the target, from the live release.
+
+    ``<app>-bench-runserver``: Django's own ``runserver`` (WSGI, a thread per request,
+    static files by django.contrib.staticfiles) on 127.0.0.1:8001. ``<app>-bench-daphne``:
+    daphne's ``runserver`` with the in-memory channel layer on 127.0.0.1:8002.
+    """
+
+    def __init__(self, testbed: Testbed) -> None:
+        self.testbed = testbed
+        self.units = [f"{testbed.app}-bench-runserver", f"{testbed.app}-bench-daphne"]
+
+    def start(self) -> None:
+        """Start both units (stopping leftovers of an earlier run first)."""
+        tb = self.testbed
+        self.stop()
+        tb.exec("install", "-d", "-m", "0755", f"/run/{tb.app}-bench")
+        tb.exec("tee", f"/run/{tb.app}-bench/bench_settings.py", stdin=BENCH_SETTINGS)
+        common = [
+            "systemd-run",
+            "--quiet",
+            "--collect",
+            f"--uid={tb.app}",
+            f"--property=EnvironmentFile={tb.env_file}",
+            f"--working-directory={tb.root}/current",
+        ]
+        python = f"{tb.root}/current/venv/bin/python"
+        tb.exec(
+            *common,
+            f"--unit={self.units[0]}",
+            python,
+            "-c",
+            PLAIN_RUNSERVER.format(port=PLAIN_PORT),
+        )
+        # EnvironmentFile= would override --setenv: env(1) sets the settings module last.
+        tb.exec(
+            *common,
+            f"--unit={self.units[1]}",
+            "/usr/bin/env",
+            f"PYTHONPATH=/run/{tb.app}-bench",
+            "DJANGO_SETTINGS_MODULE=bench_settings",
+            python,
+            "manage.py",
+            "runserver",
+            f"127.0.0.1:{DAPHNE_PORT}",
+            "--noreload",
+            "--insecure",
+        )
+
+    def stop(self) -> None:
+        """Stop both units; a unit that is not running is fine."""
+        for unit in self.units:
+            subprocess.run(
+                ["podman", "exec", self.testbed.host, "systemctl", "stop", unit],
+                capture_output=True,
+                check=False,
+            )
+
+
+# --- HTTP -----------------------------------------------------------------------------------
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", text)
+    if not match:
+        raise BenchError(f"unexpected wrk duration {text!r}")
+    return round(float(match[1]) * UNITS[match[2]], 2)
+
+
+def parse_wrk(output: str) -> dict[str, Any]:
+    """Requests/s, latency percentiles (ms) and errors from ``wrk --latency`` output.
+
+    Errors are socket errors (connect, read, write, timeout) plus non-2xx/3xx answers.
+    """
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", output)
+    if not rps:
+        raise BenchError(f"no Requests/sec in wrk output: {output[-500:]}")
+    result: dict[str, Any] = {"rps": round(float(rps[1]), 1)}
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", output, re.M)
+        result[f"p{pct}_ms"] = _ms(match[1]) if match else None
+    total = re.search(r"(\d+) requests in ([0-9.]+)(\w+),", output)
+    result["requests"] = int(total[1]) if total else None
+    errors = 0
+    sock = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    if sock:
+        errors += sum(int(x) for x in sock.groups())
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if bad:
+        errors += int(bad[1])
+    result["errors"] = errors
+    return result
+
+
+class Http:
+    """wrk and curl against the stack and the baselines, from the target's network.
+
+    Args:
+        prefix: command prefix from :func:`in_target_network`.
+        testbed: the deployment.
+        cookie: a session cookie (logged-in user).
+        seconds: length of each wrk run.
+        connections: wrk connections (2 threads).
+    """
+
+    def __init__(
+        self, prefix: list[str], testbed: Testbed, cookie: str, seconds: int, connections: int
+    ) -> None:
+        self.prefix = prefix
+        self.seconds = seconds
+        self.connections = connections
+        name = testbed.server_name
+        self.servers = {
+            "stack": (f"https://{name}", []),
+            "runserver": (f"http://{name}:{PLAIN_PORT}", ["X-Forwarded-Proto: https"]),
+            "daphne_runserver": (f"http://{name}:{DAPHNE_PORT}", ["X-Forwarded-Proto: https"]),
+        }
+        self.cookie = f"sessionid={cookie}"
+
+    def _headers(self, server: str, login: bool) -> list[str]:
+        headers = list(self.servers[server][1])
+        if login:
+            headers.append(f"Cookie: {self.cookie}")
+        return headers
+
+    def check(self, server: str, path: str, login: bool, expect: str) -> int:
+        """GET once with curl: raise BenchError unless 200 and ``expect`` is in the body.
+
+        Returns:
+            The body's size in bytes.
+        """
+        base = self.servers[server][0]
+        cmd = [
+            *self.prefix,
+            "curl",
+            "--silent",
+            "--show-error",
+            "--insecure",
+            "--max-time",
+            "20",
+            "--write-out",
+            "\n%{http_code}",
+        ]
+        for header in self._headers(server, login):
+            cmd += ["--header", header]
+        out = run([*cmd, base + path]).stdout
+        body, _, status = out.rpartition("\n")
+        if status != "200" or expect not in body:
+            raise BenchError(f"GET {base}{path}: HTTP {status}, {expect!r} not in the answer")
+        return len(body.encode())
+
+    def wait(self, server: str, seconds: float = 60) -> None:
+        """Wait until ``server`` answers /healthz-free ``/accounts/login/`` with 200."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self.check(server, "/accounts/login/", False, "csrfmiddlewaretoken")
+                return
+            except BenchError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+    def wrk(self, server: str, path: str, login: bool) -> dict[str, Any]:
+        """One wrk run; requests/s, p50/p99 (ms), errors and wrk's CPU use (cores)."""
+        cmd = [
+            *self.prefix,
+            "wrk",
+            "--threads",
+            "2",
+            "--connections",
+            str(self.connections),
+            "--duration",
+            f"{self.seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+        ]
+        for header in self._headers(server, login):
+            cmd += ["--header", header]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.monotonic()
+        out = run([*cmd, self.servers[server][0] + path]).stdout
+        elapsed = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return {**parse_wrk(out), "loadgen_cores": round(cpu / elapsed, 2)}
+
+
+def http_phase(http: Http, static_path: str, rounds: int) -> dict[str, Any]:
+    """Room page, index page and static file, each server in turn, ``rounds`` times.
+
+    The best round of each contender is kept (the machine is shared: the best round is the
+    one least disturbed), and every round is in the JSON.
+    """
+    cases = {
+        "index": ("/", True, ["stack", "runserver", "daphne_runserver"]),
+        "room": (f"/chat/{ROOM}/", True, ["stack", "runserver", "daphne_runserver"]),
+        "static": (static_path, False, ["stack", "runserver"]),
+    }
+    results: dict[str, Any] = {}
+    for case, (path, login, servers) in cases.items():
+        results[case] = {s: {"rounds": []} for s in servers}
+        for n in range(rounds):
+            for server in servers:
+                log(f"http: {case} on {server}, round {n + 1}/{rounds}")
+                results[case][server]["rounds"].append(http.wrk(server, path, login))
+        for server in servers:
+            best = max(results[case][server]["rounds"], key=lambda r: r["rps"])
+            results[case][server].update(best)
+    return results
+
+
+# --- Fan-out --------------------------------------------------------------------------------
+def fanout_phase(
+    prefix: list[str],
+    testbed: Testbed,
+    sessions: Path,
+    levels: list[tuple[int, float]],
+    baseline_levels: list[tuple[int, float]],
+    seconds: float,
+) -> dict[str, Any]:
+    """Run bench/fanout.py for each (clients, rate) level against the stack and the baseline.
+
+    Memory is sampled mid-run during the stack's largest level.
+    """
+    name = testbed.server_name
+    contenders = {
+        "stack": (f"wss://{name}", f"https://{name}"),
+        "baseline": (f"ws://{name}:{DAPHNE_PORT}", f"http://{name}:{DAPHNE_PORT}"),
+    }
+    largest = max(levels)
+    results: dict[str, Any] = {"stack": [], "baseline": [], "memory_under_load": None}
+    plan = [
+        (c, lvl)
+        for lvl in sorted(set(levels) | set(baseline_levels))
+        for c in ("stack", "baseline")
+        if lvl in (levels if c == "stack" else baseline_levels)
+    ]
+    for contender, (clients, rate) in plan:
+        url, origin = contenders[contender]
+        log(f"fan-out: {clients} clients at {rate:g} messages/s on {contender}")
+        cmd = [
+            *prefix,
+            sys.executable,
+            str(ROOT / "bench" / "fanout.py"),
+            "--url",
+            url,
+            "--origin",
+            origin,
+            "--room",
+            f"{FANOUT_ROOM}-{contender}",
+            "--sessions",
+            str(sessions),
+            "--clients",
+            str(clients),
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--cafile",
+            str(testbed.cafile),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stderr_lines = []
+        sample = contender == "stack" and (clients, rate) == largest
+        for line in proc.stderr or []:
+            stderr_lines.append(line)
+            if line.startswith("STARTED") and sample:
+                time.sleep(seconds / 2)
+                results["memory_under_load"] = testbed.memory()
+        out = proc.stdout.read() if proc.stdout else ""
+        if proc.wait() != 0:
+            raise BenchError(f"fan-out against {contender} failed: {''.join(stderr_lines)[-800:]}")
+        result = json.loads(out)
+        result.pop("plan", None)
+        results[contender].append(result)
+        log(f"fan-out: delivered {result['delivered_ratio']}, p99 {result['p99_ms']} ms")
+    return results
+
+
+# --- Report ---------------------------------------------------------------------------------
+def static_candidate(testbed: Testbed) -> tuple[str, int]:
+    """The collectstatic file (unhashed name) whose size is closest to 50 KB: (URL path, bytes)."""
+    script = (
+        "import json, math, os, re, sys\n"
+        "root = sys.argv[1]\n"
+        "best = None\n"
+        "for d, _, files in os.walk(root):\n"
+        "    for f in files:\n"
+        "        if re.search(r'\\.[0-9a-f]{12}\\.', f) or not f.endswith(('.js', '.css')):\n"
+        "            continue\n"
+        "        p = os.path.join(d, f); size = os.path.getsize(p)\n"
+        "        score = abs(math.log(size / 50000))\n"
+        "        if best is None or score < best[0]: best = (score, p, size)\n"
+        "print(json.dumps([os.path.relpath(best[1], root), best[2]]))\n"
+    )
+    rel, size = json.loads(testbed.exec("python3", "-c", script, f"{testbed.root}/current/static"))
+    return f"/static/{rel}", size
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the phases, write bench/results/<date>-<host>.md and .json."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="channels-deploy-local", help="inventory/local target")
+    parser.add_argument(
+        "--no-provision",
+        action="store_true",
+        help="measure the deployed stack as it is (no cold/warm site.yml)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="short runs, for trying the harness (figures not comparable)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    WORK.mkdir(parents=True, exist_ok=True)
+    testbed = Testbed(args.host)
+    report: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {
+            "host": platform.node(),
+            "cpus": os.cpu_count(),
+            "memory_gib": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
+            "load_before": os.getloadavg()[0],
+        },
+        "quick": args.quick,
+    }
+    wrk_seconds, rounds, fan_seconds = (3, 1, 5) if args.quick else (10, 2, 20)
+    levels = [(50, 10.0), (200, 10.0), (500, 10.0), (500, 20.0)]
+    baseline_levels = [(50, 10.0), (200, 10.0), (500, 10.0)]
+    if args.quick:
+        levels, baseline_levels = [(50, 10.0)], [(50, 10.0)]
+    if not args.no_provision:
+        report["provisioning"] = provision(testbed)
+    log("smoke check (also fetches pebble's current root)")
+    run([str(ROOT / "testbed" / "smoke.sh")], cwd=ROOT)
+    clients = max(c for c, _ in levels)
+    log(f"fixtures: {clients} logged-in bench users, history in room {ROOM!r}")
+    out = testbed.as_app(
+        f"{testbed.root}/current/venv/bin/python",
+        "manage.py",
+        "shell",
+        "-c",
+        (ROOT / "bench" / "fixtures.py").read_text(),
+        env={"BENCH_USERS": str(clients), "BENCH_ROOM": ROOM},
+    )
+    cookies = json.loads(out.strip().splitlines()[-1])["sessions"]
+    sessions = WORK / "sessions.json"
+    sessions.write_text(json.dumps(cookies))
+    sessions.chmod(0o600)
+    static_path, static_size = static_candidate(testbed)
+    report["static_file"] = {"path": static_path, "bytes": static_size}
+    baselines = Baselines(testbed)
+    try:
+        baselines.start()
+        with in_target_network(testbed) as prefix:
+            http = Http(prefix, testbed, cookies[0], wrk_seconds, 32)
+            for server in http.servers:
+                http.wait(server)
+            report["room_page_bytes"] = {
+                s: http.check(s, f"/chat/{ROOM}/", True, "history message") for s in http.servers
+            }
+            http.check("stack", static_path, False, "")
+            http.check("runserver", static_path, False, "")
+            report["memory_idle"] = testbed.memory()
+            report["http"] = http_phase(http, static_path, rounds)
+            report["fanout"] = fanout_phase(
+                prefix, testbed, sessions, levels, baseline_levels, fan_seconds
+            )
+    finally:
+        baselines.stop()
+    report["memory_after"] = testbed.memory()
+    report["targets"] = targets.evaluate(report)
+    table = targets.markdown(report)
+    if not args.quick:
+        args.output.mkdir(parents=True, exist_ok=True)
+        stem = args.output / f"{report['date'][:10]}-{report['machine']['host']}"
+        stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+        stem.with_suffix(".md").write_text(table)
+        log(f"wrote {stem}.md and .json")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"bench: FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,196 @@
+"""The targets of issue 7, checked against a bench report, and the report as a Markdown table.
+
+Nothing here fails a build: a missed target is reported as ``miss`` with the measured value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MIB = 1024
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or not b:
+        return None
+    return round(a / b, 1)
+
+
+def _level(runs: list[dict[str, Any]], clients: int, rate: float) -> dict[str, Any] | None:
+    for run in runs:
+        if run["clients"] == clients and run["rate"] == rate:
+            return run
+    return None
+
+
+def _total(memory: dict[str, Any] | None, key: str = "rss_kib") -> float | None:
+    if not memory:
+        return None
+    return round(sum(group[key] for group in memory.values()) / MIB, 1)
+
+
+def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: ``{"target", "measured", "met"}`` (``met`` is None when not measured)."""
+    rows: list[dict[str, Any]] = []
+
+    def add(target: str, measured: Any, met: bool | None) -> None:
+        rows.append({"target": target, "measured": measured, "met": met})
+
+    http = report.get("http", {})
+    room = http.get("room", {})
+    stack = room.get("stack", {})
+    plain = _ratio(stack.get("rps"), room.get("runserver", {}).get("rps"))
+    daphne = _ratio(stack.get("rps"), room.get("daphne_runserver", {}).get("rps"))
+    add("Room page: stack >= 2x plain runserver", plain, None if plain is None else plain >= 2)
+    add(
+        "Room page: stack >= 9x daphne's runserver", daphne, None if daphne is None else daphne >= 9
+    )
+    p99 = stack.get("p99_ms")
+    add("Room page: stack p99 <= 20 ms", p99, None if p99 is None else p99 <= 20)
+    static = http.get("static", {})
+    ratio = _ratio(static.get("stack", {}).get("rps"), static.get("runserver", {}).get("rps"))
+    add("Static file: nginx >= 40x Django", ratio, None if ratio is None else ratio >= 40)
+
+    fanout = report.get("fanout", {})
+    at10 = _level(fanout.get("stack", []), 500, 10.0)
+    base10 = _level(fanout.get("baseline", []), 500, 10.0)
+    at20 = _level(fanout.get("stack", []), 500, 20.0)
+    if at10:
+        add(
+            "Fan-out 500 x 10/s: 100 % delivered",
+            at10["delivered_ratio"],
+            at10["delivered_ratio"] == 1.0,
+        )
+        add(
+            "Fan-out 500 x 10/s: p99 <= 150 ms",
+            at10["p99_ms"],
+            at10["p99_ms"] is not None and at10["p99_ms"] <= 150,
+        )
+    if at10 and base10:
+        factor = _ratio(base10["p99_ms"], at10["p99_ms"])
+        add(
+            "Fan-out 500 x 10/s: p99 >= 15x below the tutorial setup",
+            factor,
+            None if factor is None else factor >= 15,
+        )
+    if at20:
+        add(
+            "Fan-out 500 x 20/s: nothing lost",
+            at20["delivered_ratio"],
+            at20["delivered_ratio"] == 1.0,
+        )
+
+    prov = report.get("provisioning")
+    if prov:
+        warm, cold = prov["warm"], prov["cold"]
+        add(
+            "Warm site.yml <= 30 s with changed=0",
+            f"{warm['seconds']} s, changed={warm['changed']}",
+            warm["seconds"] <= 30 and warm["changed"] == 0,
+        )
+        add("Cold site.yml <= 6 min", f"{cold['seconds']} s", cold["seconds"] <= 360)
+    idle = _total(report.get("memory_idle"))
+    add("Whole stack idle <= 600 MiB RSS", idle, None if idle is None else idle <= 600)
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if value >= 100 else f"{value:g}"
+    return str(value)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as Markdown: targets, then each phase's figures."""
+    m = report["machine"]
+    lines = [
+        f"# Benchmark {report['date']} on {m['host']} ({m['cpus']} CPUs, {m['memory_gib']} GiB, "
+        f"load {m['load_before']:.2f} before)",
+        "",
+        "Produced by `make bench` (bench/bench.py). Each comparison was measured side by side",
+        "in this run; load generators ran on the same machine (their CPU use is in the tables).",
+        "",
+    ]
+    if report.get("quick"):
+        lines += ["**Quick run: short durations, figures are not comparable.**", ""]
+    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for row in report.get("targets", []):
+        met = {True: "yes", False: "**miss**", None: "-"}[row["met"]]
+        lines.append(f"| {row['target']} | {_fmt(row['measured'])} | {met} |")
+
+    http = report.get("http", {})
+    if http:
+        lines += [
+            "",
+            "## HTTP (wrk, 2 threads, 32 connections; best of the rounds)",
+            "",
+            f"Static file: `{report['static_file']['path']}` "
+            f"({report['static_file']['bytes']:,} bytes).",
+            "",
+            "| page | server | req/s | p50 ms | p99 ms | errors | wrk cores | x stack |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for case, servers in http.items():
+            top = servers["stack"]["rps"]
+            for server, r in servers.items():
+                lines.append(
+                    f"| {case} | {server} | {_fmt(r['rps'])} | {_fmt(r['p50_ms'])} | "
+                    f"{_fmt(r['p99_ms'])} | {r['errors']} | {_fmt(r['loadgen_cores'])} | "
+                    f"{_fmt(_ratio(top, r['rps']))} |"
+                )
+    fanout = report.get("fanout", {})
+    if fanout:
+        lines += [
+            "",
+            "## WebSocket fan-out (one room; stack = wss through nginx to daphne + Redis pub/sub;",
+            "baseline = one daphne runserver with the in-memory layer, ws, no nginx)",
+            "",
+            "| setup | clients | msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | "
+            "errors | client cores |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for setup in ("stack", "baseline"):
+            for r in fanout.get(setup, []):
+                errors = r["error_frames"] + r["closed"] + r["connect_failures"]
+                lines.append(
+                    f"| {setup} | {r['clients']} | {r['rate']:g} | {r['delivered_ratio']} | "
+                    f"{_fmt(r['deliveries_per_second'])} | {_fmt(r['p50_ms'])} | "
+                    f"{_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {errors} | "
+                    f"{_fmt(r['loadgen_cores'])} |"
+                )
+    prov = report.get("provisioning")
+    if prov:
+        lines += [
+            "",
+            "## Provisioning (site.yml on inventory/local)",
+            "",
+            "| run | seconds | tasks | changed |",
+            "|---|---|---|---|",
+        ]
+        for run in ("cold", "warm"):
+            p = prov[run]
+            lines.append(f"| {run} | {p['seconds']} | {p['tasks']} | {p['changed']} |")
+    memory = [(k, report.get(k)) for k in ("memory_idle", "memory_under_load", "memory_after")]
+    if any(v for _, v in memory):
+        lines += [
+            "",
+            "## Memory (MiB: RSS / PSS)",
+            "",
+            "| service | idle | under fan-out | after |",
+            "|---|---|---|---|",
+        ]
+        groups = next(v for _, v in memory if v).keys()
+        for group in [*groups, "total"]:
+            cells = []
+            for _, snap in memory:
+                if not snap:
+                    cells.append("-")
+                elif group == "total":
+                    cells.append(f"{_total(snap)} / {_total(snap, 'pss_kib')}")
+                else:
+                    g = snap[group]
+                    cells.append(f"{g['rss_kib'] / MIB:.1f} / {g['pss_kib'] / MIB:.1f}")
+            lines.append(f"| {group} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
