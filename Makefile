@@ -69,6 +69,10 @@ site: bootstrap venv images ## Deploy the stack to containers on this machine an
 	echo "make site: testbed and site.yml took $$(( $$(date +%s) - start )) s"; \
 	testbed/smoke.sh
 
+# BENCH_ARGS="--no-provision" measures the deployed stack without redeploying it.
+bench: bootstrap venv images ## Benchmark the local stack against the seed's setups (bench/results/)
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
+
 clean: ## Remove the local test bed containers and the virtualenvs
 	-ansible-playbook playbooks/testbed.yml -e testbed_state=absent
 	rm -rf $(VENV) $(APP_VENV) .ansible

@@ -172,7 +172,12 @@ def playbook(name: str, logfile: Path) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1"},
+            env={
+                **os.environ,
+                "ANSIBLE_NOCOLOR": "1",
+                # profile_tasks lists the slowest tasks at the end: the profile of a slow run.
+                "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer,ansible.posix.profile_tasks",
+            },
         )
     seconds = time.monotonic() - started
     if done.returncode != 0:
@@ -183,7 +188,13 @@ def playbook(name: str, logfile: Path) -> dict[str, Any]:
         totals["changed"] += int(match[3])
         totals["failed"] += int(match[5])
         totals["skipped"] += int(match[6])
-    return {"seconds": round(seconds, 1), "tasks": totals["ok"] + totals["skipped"], **totals}
+    slowest = re.findall(r"^(.+?) -+ (\d+\.\d+)s$", logfile.read_text(), re.M)[:8]
+    return {
+        "seconds": round(seconds, 1),
+        "tasks": totals["ok"] + totals["skipped"],
+        **totals,
+        "slowest_tasks": [[name.strip(), float(sec)] for name, sec in slowest],
+    }
 
 
 def provision(testbed: Testbed) -> dict[str, Any]:

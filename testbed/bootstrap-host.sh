@@ -16,7 +16,7 @@ packages=(
   python3 python3-venv python3-dev gcc
   postgresql redis-server
   wrk
-  git make curl openssl
+  git make curl openssl openssh-client util-linux
 )
 
 need_root_msg() {
