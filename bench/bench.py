@@ -211,9 +211,10 @@ def provision(testbed: Testbed) -> dict[str, Any]:
 
 
 # --- Baselines ------------------------------------------------------------------------------
-BENCH_SETTINGS = '''"""Bench baseline: the production settings with the in-memory channel layer."""
+BENCH_SETTINGS = '''"""Bench baseline: production settings, daphne's runserver, in-memory channel layer."""
 from config.settings.production import *  # noqa: F403
 
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS]  # noqa: F405
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 '''
 

@@ -176,3 +176,37 @@ def test_tests_run_on_postgresql_and_a_redis_channel_layer(redis_server):
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
     assert settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"] == [redis_server.url]
+
+
+def test_production_wsgi_does_not_load_twisted():
+    """gunicorn workers import config.wsgi; daphne's app config would pull in twisted."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, config.wsgi; print('twisted' in sys.modules)"],
+        cwd=APP_DIR,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_development_runserver_is_daphnes():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); "
+            "from django.conf import settings; print(settings.INSTALLED_APPS[0])",
+        ],
+        cwd=APP_DIR,
+        env={**production_env(), "DJANGO_SETTINGS_MODULE": "config.settings.development"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "daphne"

@@ -9,6 +9,9 @@ from .base import *
 
 DEBUG = True
 
+# First, so that `runserver` is Daphne's and serves WebSockets too.
+INSTALLED_APPS = ["daphne", *INSTALLED_APPS]
+
 # Development only: production reads SECRET_KEY from the environment with no default.
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-not-a-secret")
 
