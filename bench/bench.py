@@ -211,7 +211,7 @@ def provision(testbed: Testbed) -> dict[str, Any]:
 
 
 # --- Baselines ------------------------------------------------------------------------------
-BENCH_SETTINGS = '''"""Bench baseline: production settings, daphne's runserver, in-memory channel layer."""
+BENCH_SETTINGS = '''"""Bench baseline: production, daphne's runserver, in-memory layer."""
 from config.settings.production import *  # noqa: F403
 
 INSTALLED_APPS = ["daphne", *INSTALLED_APPS]  # noqa: F405
