@@ -530,14 +530,28 @@ def static_candidate(testbed: Testbed) -> tuple[str, int]:
     return f"/static/{rel}", size
 
 
+PHASES = ("provision", "http", "fanout")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run the phases, write bench/results/<date>-<host>.md and .json."""
+    """Command line: run the phases, write bench/results/<date>-<host>.md and .json.
+
+    A run that is quick, skips a phase or fails part-way writes bench/.work/last.md and .json
+    only (a failure still reports what was measured before it), and exits 1 on failure.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="channels-deploy-local", help="inventory/local target")
     parser.add_argument(
+        "--skip",
+        action="append",
+        choices=PHASES,
+        default=[],
+        help="leave out a phase (repeatable); memory is always sampled",
+    )
+    parser.add_argument(
         "--no-provision",
         action="store_true",
-        help="measure the deployed stack as it is (no cold/warm site.yml)",
+        help="same as --skip provision: measure the deployed stack as it is",
     )
     parser.add_argument(
         "--quick",
@@ -546,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    skip = set(args.skip) | ({"provision"} if args.no_provision else set())
     WORK.mkdir(parents=True, exist_ok=True)
     testbed = Testbed(args.host)
     report: dict[str, Any] = {
@@ -559,13 +574,41 @@ def main(argv: list[str] | None = None) -> int:
             "load_before": os.getloadavg()[0],
         },
         "quick": args.quick,
+        "skipped": sorted(skip),
     }
-    wrk_seconds, rounds, fan_seconds = (3, 1, 5) if args.quick else (10, 2, 20)
+    try:
+        measure(report, testbed, skip, args.quick)
+    except BenchError as exc:
+        report["error"] = str(exc)
+    report["targets"] = targets.evaluate(report)
+    table = targets.markdown(report)
+    complete = not (args.quick or skip or "error" in report)
+    stem = WORK / "last"
+    if complete:
+        args.output.mkdir(parents=True, exist_ok=True)
+        stem = args.output / f"{report['date'][:10]}-{report['machine']['host']}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(table)
+    log(f"wrote {stem}.md and .json")
+    print(table)
+    if "error" in report:
+        print(f"bench: FAILED: {report['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: bool) -> None:
+    """Run the phases not in ``skip``, filling ``report`` as they go.
+
+    Raises:
+        BenchError: a step failed; ``report`` keeps what was measured before.
+    """
+    wrk_seconds, rounds, fan_seconds = (3, 1, 5) if quick else (10, 2, 20)
     levels = [(50, 10.0), (200, 10.0), (500, 10.0), (500, 20.0)]
     baseline_levels = [(50, 10.0), (200, 10.0), (500, 10.0)]
-    if args.quick:
+    if quick:
         levels, baseline_levels = [(50, 10.0)], [(50, 10.0)]
-    if not args.no_provision:
+    if "provision" not in skip:
         report["provisioning"] = provision(testbed)
     log("smoke check (also fetches pebble's current root)")
     run([str(ROOT / "testbed" / "smoke.sh")], cwd=ROOT)
@@ -598,23 +641,15 @@ def main(argv: list[str] | None = None) -> int:
             http.check("stack", static_path, False, "")
             http.check("runserver", static_path, False, "")
             report["memory_idle"] = testbed.memory()
-            report["http"] = http_phase(http, static_path, rounds)
-            report["fanout"] = fanout_phase(
-                prefix, testbed, sessions, levels, baseline_levels, fan_seconds
-            )
+            if "http" not in skip:
+                report["http"] = http_phase(http, static_path, rounds)
+            if "fanout" not in skip:
+                report["fanout"] = fanout_phase(
+                    prefix, testbed, sessions, levels, baseline_levels, fan_seconds
+                )
     finally:
         baselines.stop()
-    report["memory_after"] = testbed.memory()
-    report["targets"] = targets.evaluate(report)
-    table = targets.markdown(report)
-    if not args.quick:
-        args.output.mkdir(parents=True, exist_ok=True)
-        stem = args.output / f"{report['date'][:10]}-{report['machine']['host']}"
-        stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-        stem.with_suffix(".md").write_text(table)
-        log(f"wrote {stem}.md and .json")
-    print(table)
-    return 0
+        report["memory_after"] = testbed.memory()
 
 
 if __name__ == "__main__":

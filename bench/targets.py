@@ -115,6 +115,10 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if report.get("quick"):
         lines += ["**Quick run: short durations, figures are not comparable.**", ""]
+    if report.get("skipped"):
+        lines += [f"Phases left out: {', '.join(report['skipped'])}.", ""]
+    if report.get("error"):
+        lines += [f"**The run failed part-way:** {report['error']}", ""]
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for row in report.get("targets", []):
         met = {True: "yes", False: "**miss**", None: "-"}[row["met"]]
