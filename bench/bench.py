@@ -32,6 +32,7 @@ import platform
 import re
 import resource
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -442,6 +443,90 @@ def http_phase(http: Http, static_path: str, rounds: int) -> dict[str, Any]:
     return results
 
 
+# --- Profile --------------------------------------------------------------------------------
+# Where a request spends its time: shares of the sampled stacks that pass through these files.
+PROFILE_AREAS = {
+    "templates": "django/template/",
+    "database driver (psycopg)": "psycopg/",
+    "ORM": "django/db/",
+    "sessions and auth": ("django/contrib/sessions/", "django/contrib/auth/"),
+    "middleware": "django/middleware/",
+    "gunicorn": "gunicorn/",
+}
+
+
+def server_pids(testbed: Testbed, needle: str) -> list[int]:
+    """Host PIDs of the container's processes whose command line holds ``needle``, whose
+    parent is the container's init (systemd services' main processes)."""
+    out = run(["podman", "top", testbed.host, "hpid", "ppid", "args"]).stdout
+    pids = []
+    for line in out.splitlines()[1:]:
+        fields = line.split(None, 2)
+        if len(fields) == 3 and fields[1] == "1" and needle in fields[2]:
+            pids.append(int(fields[0]))
+    return pids
+
+
+def summarize_profile(raw: str) -> dict[str, Any]:
+    """Shares (percent of samples) by area and the functions with the most own samples.
+
+    Args:
+        raw: py-spy ``--format raw`` output: one line per stack, ``frame;frame;... count``.
+    """
+    total = 0
+    areas = dict.fromkeys(PROFILE_AREAS, 0)
+    own: dict[str, int] = {}
+    for line in raw.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        for area, needles in PROFILE_AREAS.items():
+            if any(n in stack for n in ((needles,) if isinstance(needles, str) else needles)):
+                areas[area] += count
+        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])
+        leaf = re.sub(r"\(.*/site-packages/", "(", leaf)
+        own[leaf] = own.get(leaf, 0) + count
+    if not total:
+        return {"samples": 0}
+    top = sorted(own.items(), key=lambda kv: -kv[1])[:8]
+    return {
+        "samples": total,
+        "areas_percent": {a: round(100 * n / total, 1) for a, n in areas.items()},
+        "top_own_percent": [[name, round(100 * n / total, 1)] for name, n in top],
+    }
+
+
+def profile_room_page(http: Http, testbed: Testbed) -> dict[str, Any]:
+    """Sample every gunicorn process with py-spy while wrk requests the room page.
+
+    A separate wrk run: the measured rounds are not slowed by the sampling.
+
+    Raises:
+        BenchError: py-spy is missing or failed.
+    """
+    masters = server_pids(testbed, "gunicorn")
+    if not masters:
+        raise BenchError("no gunicorn service found in the target")
+    output = WORK / "profile-room.txt"
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise BenchError("py-spy is not installed (make venv installs it from requirements.txt)")
+    sampler = subprocess.Popen(
+        [spy, "record", "--pid", str(masters[0]), "--subprocesses", "--nonblocking",
+         "--rate", "200", "--duration", str(http.seconds), "--format", "raw",
+         "--output", str(output)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1)
+    http.wrk("stack", f"/chat/{ROOM}/", True)
+    _, err = sampler.communicate(timeout=60)
+    if sampler.returncode != 0 or not output.exists():
+        raise BenchError(f"py-spy failed: {err.strip()[-400:]}")
+    return summarize_profile(output.read_text())
+
+
 # --- Fan-out --------------------------------------------------------------------------------
 def fanout_phase(
     prefix: list[str],
@@ -643,6 +728,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
             report["memory_idle"] = testbed.memory()
             if "http" not in skip:
                 report["http"] = http_phase(http, static_path, rounds)
+                log("profile: py-spy on gunicorn while wrk requests the room page")
+                report["profile_room_page"] = profile_room_page(http, testbed)
             if "fanout" not in skip:
                 report["fanout"] = fanout_phase(
                     prefix, testbed, sessions, levels, baseline_levels, fan_seconds

@@ -144,6 +144,21 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{_fmt(r['p99_ms'])} | {r['errors']} | {_fmt(r['loadgen_cores'])} | "
                     f"{_fmt(_ratio(top, r['rps']))} |"
                 )
+    profile = report.get("profile_room_page")
+    if profile and profile.get("samples"):
+        lines += [
+            "",
+            f"### Profile of the room page (py-spy, all gunicorn workers, {profile['samples']} "
+            "samples of busy threads)",
+            "",
+            "| stacks through | % of samples |",
+            "|---|---|",
+        ]
+        for area, pct in profile["areas_percent"].items():
+            lines.append(f"| {area} | {pct} |")
+        lines += ["", "| function (own time) | % |", "|---|---|"]
+        for name, pct in profile["top_own_percent"]:
+            lines.append(f"| `{name}` | {pct} |")
     fanout = report.get("fanout", {})
     if fanout:
         lines += [
