@@ -262,3 +262,33 @@ async def test_html_payload_is_stored_verbatim_and_never_rendered_as_markup(
     assert "<script>alert" not in page
     assert "<img src=x" not in page
     assert escape(payload) in page
+
+
+async def test_broadcast_skips_the_per_message_database_cleanup(
+    alice_cookie, bob_cookie, monkeypatch
+):
+    """Channels closes old database connections (a worker-thread hop) before each handler.
+
+    A room broadcast is one handler call per member and never touches the database, so the
+    consumer skips that hop for it; the client's own frame keeps it.
+    """
+    import channels.consumer
+
+    original = channels.consumer.aclose_old_connections
+    calls = []
+
+    async def counting() -> None:
+        calls.append(1)
+        await original()
+
+    alice = await join("lobby", alice_cookie)
+    bob = await join("lobby", bob_cookie)
+    monkeypatch.setattr(channels.consumer, "aclose_old_connections", counting)
+    try:
+        sent = await send_message(alice, "one hop only")
+        assert await receive(bob) == sent
+        # alice's websocket.receive: 1; the chat.message to alice and to bob: 0.
+        assert len(calls) == 1
+    finally:
+        for client in (alice, bob):
+            await client.disconnect()
