@@ -41,6 +41,9 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 PER_SENDER_RATE = 2.0
 # Clients connecting at the same time, per process.
 CONNECT_CONCURRENCY = 25
+# After the sending window, a client stops listening once this many seconds pass without a
+# message: a backlog still draining keeps it listening (up to the plan's drain).
+QUIET = 3.0
 
 
 @dataclass
@@ -53,7 +56,8 @@ class Plan:
         room: room name.
         rate: messages per second sent in total (by all senders together).
         seconds: length of the sending window.
-        drain: seconds to keep receiving after the last send.
+        drain: most seconds to keep receiving after the sending window; a client stops
+            earlier once nothing arrived for ``QUIET`` seconds after the window.
         cafile: PEM file of the CA of the server certificate (``wss`` only); ``None`` uses the
             system store.
         tag: random token that marks this run's messages.
@@ -128,20 +132,28 @@ async def _worker_main(
     latencies: list[float] = []
     counts = {"received": 0, "sent": 0, "send_errors": 0, "error_frames": 0, "closed": 0}
     error_codes: dict[str, int] = {}
-    stop_at = start_at + plan.seconds + plan.drain
+    window_end = start_at + plan.seconds
+    stop_at = window_end + plan.drain
+    last_delivery = [window_end]
 
     async def receive(ws: ClientConnection) -> None:
         prefix = f"bench {plan.tag} "
         try:
             while True:
-                remaining = stop_at - time.monotonic()
+                now = time.monotonic()
+                remaining = stop_at - now
+                if now > window_end:
+                    remaining = min(remaining, QUIET)
                 if remaining <= 0:
                     return
                 try:
                     raw = await asyncio.wait_for(ws.recv(), remaining)
                 except TimeoutError:
-                    return
+                    if time.monotonic() > window_end:
+                        return
+                    continue
                 now = time.monotonic()
+                last_delivery[0] = max(last_delivery[0], now)
                 frame = json.loads(raw)
                 kind = frame.get("type")
                 if kind == "chat.message" and frame.get("text", "").startswith(prefix):
@@ -191,6 +203,8 @@ async def _worker_main(
         "connect_failures": len(connect_errors),
         "error_codes": error_codes,
         "cpu_seconds": cpu_seconds,
+        "drained_seconds": last_delivery[0] - window_end,
+        "listened_seconds": time.monotonic() - start_at,
         "latencies": latencies,
     }
 
@@ -216,7 +230,8 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
     Returns:
         A dict with ``clients``, ``connected``, ``connect_seconds`` (slowest process), ``rate``
         (messages/s), ``seconds``, ``sent``, ``expected`` (= sent x connected clients),
-        ``delivered``, ``delivered_ratio``, ``deliveries_per_second``, ``p50_ms``, ``p95_ms``,
+        ``delivered``, ``delivered_ratio``, ``deliveries_per_second``, ``drained_seconds`` (how
+        long after the sending window the last message arrived), ``p50_ms``, ``p95_ms``,
         ``p99_ms``, ``max_ms``, ``error_frames``, ``error_codes``, ``closed``,
         ``connect_failures``, ``connect_errors`` (a few), ``loadgen_cpu_seconds`` and
         ``loadgen_cores`` (CPU seconds of the client processes during the window, and that
@@ -265,7 +280,7 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
     delivered = len(latencies)
     expected = sent * connected
     cpu = sum(r["cpu_seconds"] for r in results)
-    window = plan.seconds + plan.drain
+    window = max(r["listened_seconds"] for r in results)
     codes: dict[str, int] = {}
     for r in results:
         for code, n in r["error_codes"].items():
@@ -287,6 +302,7 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
         "delivered": delivered,
         "delivered_ratio": round(delivered / expected, 5) if expected else None,
         "deliveries_per_second": round(delivered / plan.seconds, 1),
+        "drained_seconds": round(max(r["drained_seconds"] for r in results), 1),
         "p50_ms": ms(0.50),
         "p95_ms": ms(0.95),
         "p99_ms": ms(0.99),
@@ -307,7 +323,7 @@ def make_plan(
     room: str,
     rate: float,
     seconds: float,
-    drain: float = 5.0,
+    drain: float = 30.0,
     cafile: str | None = None,
 ) -> Plan:
     """A :class:`Plan` with a fresh tag and enough senders for ``rate`` messages/s."""
@@ -330,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--rate", type=float, required=True, help="messages/s in total")
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--drain", type=float, default=5.0)
+    parser.add_argument("--drain", type=float, default=30.0, help="most seconds of backlog")
     parser.add_argument("--cafile")
     parser.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)

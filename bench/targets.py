@@ -167,8 +167,8 @@ def markdown(report: dict[str, Any]) -> str:
             "baseline = one daphne runserver with the in-memory layer, ws, no nginx)",
             "",
             "| setup | clients | msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | "
-            "errors | client cores |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "drain s | errors | client cores |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for setup in ("stack", "baseline"):
             for r in fanout.get(setup, []):
@@ -176,8 +176,8 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {setup} | {r['clients']} | {r['rate']:g} | {r['delivered_ratio']} | "
                     f"{_fmt(r['deliveries_per_second'])} | {_fmt(r['p50_ms'])} | "
-                    f"{_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {errors} | "
-                    f"{_fmt(r['loadgen_cores'])} |"
+                    f"{_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {r['drained_seconds']} | "
+                    f"{errors} | {_fmt(r['loadgen_cores'])} |"
                 )
     prov = report.get("provisioning")
     if prov:
