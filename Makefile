@@ -59,7 +59,7 @@ molecule: bootstrap venv images ## Every Molecule scenario, timed
 
 test: lint app-test molecule ## Everything CI runs
 
-test-site: bootstrap venv images ## The whole-stack scenario (site.yml + pebble, through port 443)
+test-site: bootstrap venv images ## Only the whole-stack scenario, the last of make test (site.yml + pebble, port 443, rollback)
 	testbed/run-scenarios.sh site
 
 site: bootstrap venv images ## Deploy the stack to containers on this machine and check it

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Print the role scenarios that `make test` runs, in order. The whole-stack
-# `site` scenario runs with `make test-site` (it joins `make test` once it has
-# passed in full on this test bed: see the closing note of issue 6).
+# Print the scenarios that `make test` runs, in order: the role scenarios, then
+# the whole-stack `site` scenario last (the longest; it also runs alone as
+# `make test-site`).
 set -euo pipefail
 cd "$(dirname "$0")/../molecule"
 for f in */molecule.yml; do
   name=${f%/molecule.yml}
   [ "$name" = site ] || printf '%s\n' "$name"
 done
+[ -f site/molecule.yml ] && printf '%s\n' site
