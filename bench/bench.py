@@ -448,14 +448,16 @@ def http_phase(http: Http, static_path: str, rounds: int) -> dict[str, Any]:
 
 
 # --- Profile --------------------------------------------------------------------------------
-# Where a request spends its time: shares of the sampled stacks that pass through these files.
+# Where a request spends its time. Each sample of a request (a stack through Django's WSGI
+# handler) counts for the innermost of these areas it is in, so "ORM" is time in Django's ORM
+# outside the driver, and "view and the rest" is what no area claims.
+REQUEST_MARKER = "django/core/handlers/wsgi.py"
 PROFILE_AREAS = {
-    "templates": "django/template/",
-    "database driver (psycopg)": "psycopg/",
-    "ORM": "django/db/",
-    "sessions and auth": ("django/contrib/sessions/", "django/contrib/auth/"),
-    "middleware": "django/middleware/",
-    "gunicorn": "gunicorn/",
+    "database driver (psycopg)": ("psycopg/",),
+    "ORM": ("django/db/",),
+    "templates": ("django/template/", "django/utils/dateformat.py", "django/utils/html.py"),
+    "sessions and auth": ("django/contrib/sessions/", "django/contrib/auth/backends.py"),
+    "middleware": ("django/middleware/",),
 }
 
 
@@ -472,13 +474,17 @@ def server_pids(testbed: Testbed, needle: str) -> list[int]:
 
 
 def summarize_profile(raw: str) -> dict[str, Any]:
-    """Shares (percent of samples) by area and the functions with the most own samples.
+    """Where request time goes: shares by area and the functions with the most own samples.
+
+    Only samples inside a request (a frame in Django's WSGI handler) count; each goes to the
+    innermost area of PROFILE_AREAS on its stack. Worker idle time and gunicorn's own
+    bookkeeping between requests are reported as ``outside_requests_percent`` of all samples.
 
     Args:
         raw: py-spy ``--format raw`` output: one line per stack, ``frame;frame;... count``.
     """
-    total = 0
-    areas = dict.fromkeys(PROFILE_AREAS, 0)
+    total = in_requests = 0
+    areas = dict.fromkeys([*PROFILE_AREAS, "view and the rest"], 0)
     own: dict[str, int] = {}
     for line in raw.splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -486,19 +492,32 @@ def summarize_profile(raw: str) -> dict[str, Any]:
             continue
         count = int(count_text)
         total += count
-        for area, needles in PROFILE_AREAS.items():
-            if any(n in stack for n in ((needles,) if isinstance(needles, str) else needles)):
-                areas[area] += count
-        leaf = re.sub(r":\d+\)$", ")", stack.rsplit(";", 1)[-1])
+        if REQUEST_MARKER not in stack:
+            continue
+        in_requests += count
+        frames = stack.split(";")
+        area = next(
+            (
+                name
+                for frame in reversed(frames)
+                for name, needles in PROFILE_AREAS.items()
+                if any(n in frame for n in needles)
+            ),
+            "view and the rest",
+        )
+        areas[area] += count
+        leaf = re.sub(r":\d+\)$", ")", frames[-1])
         leaf = re.sub(r"\(.*/site-packages/", "(", leaf)
         own[leaf] = own.get(leaf, 0) + count
-    if not total:
-        return {"samples": 0}
+    if not in_requests:
+        return {"samples": total, "request_samples": 0}
     top = sorted(own.items(), key=lambda kv: -kv[1])[:8]
     return {
         "samples": total,
-        "areas_percent": {a: round(100 * n / total, 1) for a, n in areas.items()},
-        "top_own_percent": [[name, round(100 * n / total, 1)] for name, n in top],
+        "request_samples": in_requests,
+        "outside_requests_percent": round(100 * (total - in_requests) / total, 1),
+        "areas_percent": {a: round(100 * n / in_requests, 1) for a, n in areas.items()},
+        "top_own_percent": [[name, round(100 * n / in_requests, 1)] for name, n in top],
     }
 
 

@@ -145,18 +145,19 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{_fmt(_ratio(top, r['rps']))} |"
                 )
     profile = report.get("profile_room_page")
-    if profile and profile.get("samples"):
+    if profile and profile.get("request_samples"):
         lines += [
             "",
-            f"### Profile of the room page (py-spy, all gunicorn workers, {profile['samples']} "
-            "samples of busy threads)",
+            f"### Profile of the room page (py-spy on all gunicorn workers: "
+            f"{profile['request_samples']} samples inside requests; "
+            f"{profile['outside_requests_percent']} % of all samples were outside them)",
             "",
-            "| stacks through | % of samples |",
+            "| innermost area | % of request samples |",
             "|---|---|",
         ]
         for area, pct in profile["areas_percent"].items():
             lines.append(f"| {area} | {pct} |")
-        lines += ["", "| function (own time) | % |", "|---|---|"]
+        lines += ["", "| function (own time) | % of request samples |", "|---|---|"]
         for name, pct in profile["top_own_percent"]:
             lines.append(f"| `{name}` | {pct} |")
     fanout = report.get("fanout", {})
