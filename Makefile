@@ -69,6 +69,7 @@ site: bootstrap venv images ## Deploy the stack to containers on this machine an
 	echo "make site: testbed and site.yml took $$(( $$(date +%s) - start )) s"; \
 	testbed/smoke.sh
 
+# It recreates the local target (cold and warm site.yml): its data is lost.
 # BENCH_ARGS="--no-provision" measures the deployed stack without redeploying it.
 bench: bootstrap venv images ## Benchmark the local stack against the seed's setups (bench/results/)
 	$(BIN)/python bench/bench.py $(BENCH_ARGS)
