@@ -420,7 +420,11 @@ class Http:
         elapsed = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        return {**parse_wrk(out), "loadgen_cores": round(cpu / elapsed, 2)}
+        return {
+            **parse_wrk(out),
+            "loadgen_cores": round(cpu / elapsed, 2),
+            "load1_after": os.getloadavg()[0],
+        }
 
 
 def http_phase(http: Http, static_path: str, rounds: int) -> dict[str, Any]:
@@ -618,6 +622,7 @@ def fanout_phase(
             reset_baseline()
         result = json.loads(out)
         result.pop("plan", None)
+        result["load1_after"] = os.getloadavg()[0]
         results[contender].append(result)
         log(f"fan-out: delivered {result['delivered_ratio']}, p99 {result['p99_ms']} ms")
     return results
@@ -693,6 +698,7 @@ def main(argv: list[str] | None = None) -> int:
         measure(report, testbed, skip, args.quick)
     except BenchError as exc:
         report["error"] = str(exc)
+    report["machine"]["load_after"] = os.getloadavg()[0]
     report["targets"] = targets.evaluate(report)
     table = targets.markdown(report)
     complete = not (args.quick or skip or "error" in report)

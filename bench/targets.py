@@ -107,7 +107,7 @@ def markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     lines = [
         f"# Benchmark {report['date']} on {m['host']} ({m['cpus']} CPUs, {m['memory_gib']} GiB, "
-        f"load {m['load_before']:.2f} before)",
+        f"load {m['load_before']:.2f} before, {m.get('load_after', 0):.2f} after)",
         "",
         "Produced by `make bench` (bench/bench.py). Each comparison was measured side by side",
         "in this run; load generators ran on the same machine (their CPU use is in the tables).",
