@@ -53,8 +53,13 @@ def production_env(**changes: str | None) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_in_app(["manage.py", *args], env=env)
+
+
+def run_in_app(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``args`` in app/ and ``env``; output captured as text."""
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=APP_DIR,
         env=env,
         capture_output=True,
@@ -180,33 +185,18 @@ def test_tests_run_on_postgresql_and_a_redis_channel_layer(redis_server):
 
 def test_production_wsgi_does_not_load_twisted():
     """gunicorn workers import config.wsgi; daphne's app config would pull in twisted."""
-    result = subprocess.run(
-        [sys.executable, "-c", "import sys, config.wsgi; print('twisted' in sys.modules)"],
-        cwd=APP_DIR,
-        env=production_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    code = "import sys, config.wsgi; print('twisted' in sys.modules)"
+    result = run_in_app(["-c", code], env=production_env())
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
 def test_development_runserver_is_daphnes():
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import django; django.setup(); "
-            "from django.conf import settings; print(settings.INSTALLED_APPS[0])",
-        ],
-        cwd=APP_DIR,
-        env={**production_env(), "DJANGO_SETTINGS_MODULE": "config.settings.development"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    code = (
+        "import django; django.setup(); "
+        "from django.conf import settings; print(settings.INSTALLED_APPS[0])"
     )
+    env = {**production_env(), "DJANGO_SETTINGS_MODULE": "config.settings.development"}
+    result = run_in_app(["-c", code], env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "daphne"
