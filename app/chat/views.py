@@ -35,7 +35,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_safe
 def room(request: HttpRequest, room_name: str) -> HttpResponse:
     """Show a room's last HISTORY_LENGTH messages; the page script adds live ones."""
-    history = Message.objects.latest_in_room(room_name, HISTORY_LENGTH)
+    history = Message.objects.history(room_name, HISTORY_LENGTH)
     config = {
         "room": room_name,
         "socketPath": f"/ws/chat/{room_name}/",

@@ -1,6 +1,6 @@
 """The index and room pages."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -46,7 +46,26 @@ def test_room_page_shows_last_50_messages_oldest_first(alice_client, alice):
     shown = [f"msg-{n:03d}" for n in range(1, HISTORY_LENGTH + 1)]
     positions = [page.index(text) for text in shown]
     assert positions == sorted(positions)
-    assert [message.text for message in response.context["history"]] == shown
+    assert [message["text"] for message in response.context["history"]] == shown
+
+
+def test_room_history_items_are_the_live_frames(alice_client, alice):
+    """The page renders the same fields a live ``chat.message`` frame carries."""
+    room = Room.objects.create(name="lobby")
+    sent_at = datetime(2026, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    message = Message.objects.create(room=room, author=alice, text="<b>hi</b> & bye")
+    Message.objects.filter(pk=message.pk).update(sent_at=sent_at)
+    message.refresh_from_db()
+
+    (item,) = Message.objects.history("lobby", HISTORY_LENGTH)
+    page = alice_client.get("/chat/lobby/").content.decode()
+
+    assert item == {**message.as_frame(), "shown_at": "2026-03-04 05:06"}
+    assert f'<li class="message" data-message-id="{message.pk}">' in page
+    assert '<span class="author">alice</span>' in page
+    assert '<time datetime="2026-03-04T05:06:07.890Z">2026-03-04 05:06 UTC</time>' in page
+    assert "&lt;b&gt;hi&lt;/b&gt; &amp; bye" in page
+    assert "<b>hi</b>" not in page
 
 
 def test_room_page_works_for_a_room_without_messages(alice_client):
