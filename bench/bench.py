@@ -747,6 +747,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     sessions.chmod(0o600)
     static_path, static_size = static_candidate(testbed)
     report["static_file"] = {"path": static_path, "bytes": static_size}
+    # Before the baselines start: their database sessions would count as the stack's PostgreSQL.
+    report["memory_idle"] = testbed.memory()
     baselines = Baselines(testbed)
     try:
         baselines.start()
@@ -759,7 +761,6 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
             }
             http.check("stack", static_path, False, "")
             http.check("runserver", static_path, False, "")
-            report["memory_idle"] = testbed.memory()
             if "http" not in skip:
                 report["http"] = http_phase(http, static_path, rounds)
                 log("profile: py-spy on gunicorn while wrk requests the room page")
