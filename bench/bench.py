@@ -126,6 +126,11 @@ class Testbed:
         script = (ROOT / "bench" / "memory.py").read_text()
         return json.loads(self.exec("python3", "-", self.app, stdin=script))
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by each service group and the baselines (bench/memory.py)."""
+        script = (ROOT / "bench" / "memory.py").read_text()
+        return json.loads(self.exec("python3", "-", self.app, "--cpu", stdin=script))
+
 
 @contextlib.contextmanager
 def in_target_network(testbed: Testbed) -> Iterator[list[str]]:
@@ -343,6 +348,7 @@ class Http:
         self, prefix: list[str], testbed: Testbed, cookie: str, seconds: int, connections: int
     ) -> None:
         self.prefix = prefix
+        self.testbed = testbed
         self.seconds = seconds
         self.connections = connections
         name = testbed.server_name
@@ -414,15 +420,23 @@ class Http:
         ]
         for header in self._headers(server, login):
             cmd += ["--header", header]
+        servers_before = self.testbed.cpu()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         out = run([*cmd, self.servers[server][0] + path]).stdout
         elapsed = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        servers_after = self.testbed.cpu()
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return {
             **parse_wrk(out),
             "loadgen_cores": round(cpu / elapsed, 2),
+            # Cores each service group used during the run (where the 2 cores went).
+            "server_cores": {
+                group: round((servers_after[group] - servers_before.get(group, 0.0)) / elapsed, 2)
+                for group in servers_after
+                if servers_after[group] - servers_before.get(group, 0.0) >= 0.01 * elapsed
+            },
             "load1_after": os.getloadavg()[0],
         }
 

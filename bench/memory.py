@@ -7,8 +7,14 @@ sums their resident set size (``VmRSS`` of ``/proc/<pid>/status``) and proportio
 them, so the sum does not count a page twice). Prints one JSON object:
 ``{"<group>": {"rss_kib": int, "pss_kib": int, "processes": int, "units": [...]}, ...}``.
 
-Usage: ``python3 memory.py <app name>`` (e.g. ``chat``: units ``chat-gunicorn.service`` and
-``chat-daphne@N.service``).
+With ``--cpu`` it prints ``{"<group>": <CPU seconds>, ...}`` instead: user plus system time of
+the processes, plus what their exited children used (``/proc/<pid>/stat`` fields 14-17, in
+clock ticks), so workers that gunicorn or PostgreSQL replaced still count. Two readings
+around a load run give each group's CPU use; a restart of a unit in between loses its time.
+The group ``baseline`` holds the bench's own ``<app>-bench-*`` units.
+
+Usage: ``python3 memory.py <app name> [--cpu]`` (e.g. ``chat``: units ``chat-gunicorn.service``
+and ``chat-daphne@N.service``).
 """
 
 import json
@@ -18,6 +24,7 @@ import subprocess
 import sys
 
 app = sys.argv[1]
+cpu_only = "--cpu" in sys.argv[2:]
 patterns = {
     "nginx": r"nginx\.service",
     "gunicorn": rf"{re.escape(app)}-gunicorn\.service",
@@ -25,6 +32,8 @@ patterns = {
     "postgresql": r"postgresql@.+\.service",
     "redis": r"redis-server(@.+)?\.service",
 }
+if cpu_only:
+    patterns["baseline"] = rf"{re.escape(app)}-bench-.+\.service"
 listing = subprocess.run(
     ["systemctl", "list-units", "--type=service", "--state=running", "--plain", "--no-legend"],
     check=True,
@@ -66,6 +75,17 @@ def field_kib(path, name):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system time of a process and of its reaped children, in seconds; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # After the ")": field 3 is index 0, so utime..cstime (fields 14-17) are 11..14.
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 report = {}
 for group, pattern in patterns.items():
     units = [u for u in running if re.fullmatch(pattern, u)]
@@ -79,6 +99,9 @@ for group, pattern in patterns.items():
         ).stdout.strip()
         if main and main != "0":
             pids.extend(tree(int(main)))
+    if cpu_only:
+        report[group] = round(sum(cpu_seconds(p) for p in pids), 2)
+        continue
     report[group] = {
         "rss_kib": sum(field_kib(f"/proc/{p}/status", "VmRSS") for p in pids),
         "pss_kib": sum(field_kib(f"/proc/{p}/smaps_rollup", "Pss") for p in pids),

@@ -102,6 +102,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _cores(cores: dict[str, float] | None) -> str:
+    """``nginx 0.6, gunicorn 1.1``: the cores each service group used, busiest first."""
+    if not cores:
+        return "-"
+    return ", ".join(f"{g} {c}" for g, c in sorted(cores.items(), key=lambda kv: -kv[1]))
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The report as Markdown: targets, then each phase's figures."""
     m = report["machine"]
@@ -133,8 +140,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"Static file: `{report['static_file']['path']}` "
             f"({report['static_file']['bytes']:,} bytes).",
             "",
-            "| page | server | req/s | p50 ms | p99 ms | errors | wrk cores | x stack |",
-            "|---|---|---|---|---|---|---|---|",
+            "| page | server | req/s | p50 ms | p99 ms | errors | wrk cores | server cores "
+            "| x stack |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for case, servers in http.items():
             top = servers["stack"]["rps"]
@@ -142,7 +150,7 @@ def markdown(report: dict[str, Any]) -> str:
                 lines.append(
                     f"| {case} | {server} | {_fmt(r['rps'])} | {_fmt(r['p50_ms'])} | "
                     f"{_fmt(r['p99_ms'])} | {r['errors']} | {_fmt(r['loadgen_cores'])} | "
-                    f"{_fmt(_ratio(top, r['rps']))} |"
+                    f"{_cores(r.get('server_cores'))} | {_fmt(_ratio(top, r['rps']))} |"
                 )
     profile = report.get("profile_room_page")
     if profile and profile.get("request_samples"):
