@@ -132,6 +132,17 @@ class Testbed:
         return json.loads(self.exec("python3", "-", self.app, "--cpu", stdin=script))
 
 
+def cores_used(
+    before: dict[str, float], after: dict[str, float], seconds: float
+) -> dict[str, float]:
+    """Cores each group used between two ``Testbed.cpu()`` readings ``seconds`` apart.
+
+    Groups under 0.01 cores are left out.
+    """
+    used = {group: (after[group] - before.get(group, 0.0)) / seconds for group in after}
+    return {group: round(cores, 2) for group, cores in used.items() if cores >= 0.01}
+
+
 @contextlib.contextmanager
 def in_target_network(testbed: Testbed) -> Iterator[list[str]]:
     """Yield a command prefix that runs a program in the target's network namespace.
@@ -432,11 +443,7 @@ class Http:
             **parse_wrk(out),
             "loadgen_cores": round(cpu / elapsed, 2),
             # Cores each service group used during the run (where the 2 cores went).
-            "server_cores": {
-                group: round((servers_after[group] - servers_before.get(group, 0.0)) / elapsed, 2)
-                for group in servers_after
-                if servers_after[group] - servers_before.get(group, 0.0) >= 0.01 * elapsed
-            },
+            "server_cores": cores_used(servers_before, servers_after, elapsed),
             "load1_after": os.getloadavg()[0],
         }
 
@@ -621,6 +628,8 @@ def fanout_phase(
             "--cafile",
             str(testbed.cafile),
         ]
+        servers_before = testbed.cpu()
+        started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stderr_lines = []
         sample = contender == "stack" and (clients, rate) == sampled
@@ -632,10 +641,14 @@ def fanout_phase(
         out = proc.stdout.read() if proc.stdout else ""
         if proc.wait() != 0:
             raise BenchError(f"fan-out against {contender} failed: {''.join(stderr_lines)[-800:]}")
+        elapsed = time.monotonic() - started
+        servers_after = testbed.cpu()
         if contender == "baseline":
             reset_baseline()
         result = json.loads(out)
         result.pop("plan", None)
+        # Cores each service group used over the whole run (connects and drain included).
+        result["server_cores"] = cores_used(servers_before, servers_after, elapsed)
         result["load1_after"] = os.getloadavg()[0]
         results[contender].append(result)
         log(f"fan-out: delivered {result['delivered_ratio']}, p99 {result['p99_ms']} ms")

@@ -176,8 +176,8 @@ def markdown(report: dict[str, Any]) -> str:
             "baseline = one daphne runserver with the in-memory layer, ws, no nginx)",
             "",
             "| setup | clients | msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | "
-            "drain s | errors | client cores |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
+            "drain s | errors | client cores | server cores |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for setup in ("stack", "baseline"):
             for r in fanout.get(setup, []):
@@ -186,7 +186,7 @@ def markdown(report: dict[str, Any]) -> str:
                     f"| {setup} | {r['clients']} | {r['rate']:g} | {r['delivered_ratio']} | "
                     f"{_fmt(r['deliveries_per_second'])} | {_fmt(r['p50_ms'])} | "
                     f"{_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {r['drained_seconds']} | "
-                    f"{errors} | {_fmt(r['loadgen_cores'])} |"
+                    f"{errors} | {_fmt(r['loadgen_cores'])} | {_cores(r.get('server_cores'))} |"
                 )
     prov = report.get("provisioning")
     if prov:
