@@ -194,12 +194,34 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "## Provisioning (site.yml on inventory/local)",
             "",
-            "| run | seconds | tasks | changed |",
-            "|---|---|---|---|",
+            "| run | seconds | tasks | changed | module tasks | their median s | module runs |",
+            "|---|---|---|---|---|---|---|",
         ]
         for run in ("cold", "warm"):
             p = prov[run]
-            lines.append(f"| {run} | {p['seconds']} | {p['tasks']} | {p['changed']} |")
+            lines.append(
+                f"| {run} | {p['seconds']} | {p['tasks']} | {p['changed']} | "
+                f"{p.get('module_tasks', '-')} | {_fmt(p.get('module_task_median_seconds'))} | "
+                f"{p.get('module_runs', '-')} |"
+            )
+        floor = prov.get("floor")
+        if floor:
+            lines += [
+                "",
+                f"Floor: an `ansible.builtin.ping` task takes {floor['ping_task_seconds']} s here "
+                f"(median of a {floor['tasks']}-task playbook), so the warm run's "
+                f"{floor['warm_module_runs']} module runs (loop items count one each) need "
+                "at least "
+                f"{floor['warm_floor_seconds']} s before they do any work.",
+            ]
+        slow = prov["warm"].get("slowest_tasks") or []
+        if slow:
+            lines += [
+                "",
+                "Slowest tasks of the warm run: "
+                + "; ".join(f"{name} {sec} s" for name, sec in slow[:5])
+                + ".",
+            ]
     memory = [(k, report.get(k)) for k in ("memory_idle", "memory_under_load", "memory_after")]
     if any(v for _, v in memory):
         lines += [
