@@ -233,7 +233,11 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
     if done.returncode != 0:
         raise BenchError(f"{path.name} failed, see {logfile}")
     text = logfile.read_text()
-    report, _ = json.JSONDecoder().raw_decode(text[text.index("{") :])
+    # Warnings (stderr) may come first; the report starts on a line of its own.
+    start = re.search(r"^\{$", text, re.M)
+    if start is None:
+        raise BenchError(f"{path.name}: no JSON report in {logfile}")
+    report, _ = json.JSONDecoder().raw_decode(text[start.start() :])
     totals = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
     for stats in report["stats"].values():
         for key, field in (("ok", "ok"), ("changed", "changed"), ("failed", "failures")):
