@@ -122,15 +122,18 @@ class Testbed:
             stdin=stdin,
         )
 
+    def _memory_py(self, *args: str) -> Any:
+        """Run bench/memory.py in the target with the system Python; its parsed JSON output."""
+        script = (ROOT / "bench" / "memory.py").read_text()
+        return json.loads(self.exec("python3", "-", self.app, *args, stdin=script))
+
     def memory(self) -> dict[str, Any]:
         """RSS and PSS of each service group (see bench/memory.py)."""
-        script = (ROOT / "bench" / "memory.py").read_text()
-        return json.loads(self.exec("python3", "-", self.app, stdin=script))
+        return self._memory_py()
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by each service group and the baselines (bench/memory.py)."""
-        script = (ROOT / "bench" / "memory.py").read_text()
-        return json.loads(self.exec("python3", "-", self.app, "--cpu", stdin=script))
+        return self._memory_py("--cpu")
 
 
 def cores_used(
