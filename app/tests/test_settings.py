@@ -177,6 +177,27 @@ def test_production_defaults_to_the_pubsub_layer_and_one_year_hsts():
     assert loaded["database"]["CONN_MAX_AGE"] == 60
 
 
+def test_production_reaches_a_database_on_its_unix_socket(postgres_server):
+    """The socket form of DATABASE_URL that a deployment with the database on the app host writes.
+
+    The folder goes in ``?host=`` (django-environ would keep a ``%2F``-encoded host as it is);
+    the port only names the socket file. The connection is real: the session's server listens
+    on its socket alone.
+    """
+    url = f"postgres://postgres@:{postgres_server.port}/postgres?host={postgres_server.socket_dir}"
+    code = """if True:
+        import django
+        from django.db import connection
+        django.setup()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT inet_server_addr() IS NULL, current_database()")
+            print(cursor.fetchone())
+    """
+    result = run_in_app(["-c", code], env=production_env(DATABASE_URL=url))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "(True, 'postgres')"
+
+
 def test_tests_run_on_postgresql_and_a_redis_channel_layer(redis_server):
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
     assert settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis.")
