@@ -52,6 +52,8 @@ PLAIN_PORT = 8001
 DAPHNE_PORT = 8002
 ROOM = "bench"
 FANOUT_ROOM = "fanout"
+# wrk's connections for the HTTP pages, each with one request outstanding at a time.
+WRK_CONNECTIONS = 32
 
 
 class BenchError(RuntimeError):
@@ -321,6 +323,9 @@ from config.settings.production import *  # noqa: F403
 
 INSTALLED_APPS = ["daphne", *INSTALLED_APPS]  # noqa: F405
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Django's advice under ASGI, and the tutorial's default: a persistent connection per request
+# thread used up PostgreSQL's connection slots, and half the requests failed.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 '''
 
 PLAIN_RUNSERVER = (
@@ -558,6 +563,46 @@ def http_phase(http: Http, static_path: str, rounds: int) -> dict[str, Any]:
             best = max(results[case][server]["rounds"], key=lambda r: r["rps"])
             results[case][server].update(best)
     return results
+
+
+def app_cost(testbed: Testbed, cookie: str, requests: int) -> dict[str, Any]:
+    """CPU per request of the index and room pages without any server (bench/ceiling.py).
+
+    Returns ``{"cores": n, "pages": {"index": {...}, "room": {...}}}``; each page has
+    ``django_cpu_ms``, ``postgresql_cpu_ms``, ``wall_ms`` and ``ceiling_rps``: the cores of
+    the machine divided by the two CPU figures, the most requests per second this machine
+    could serve of that page if everything else (server, nginx, TLS, wrk) cost nothing.
+
+    Args:
+        testbed: the deployment.
+        cookie: a bench user's session key.
+        requests: measured requests per page (as many again warm up first).
+
+    Raises:
+        BenchError: a page did not answer 200, or the script failed.
+    """
+    paths = {"index": "/", "room": f"/chat/{ROOM}/"}
+    out = testbed.as_app(
+        f"{testbed.root}/current/venv/bin/python",
+        "manage.py",
+        "shell",
+        "-c",
+        (ROOT / "bench" / "ceiling.py").read_text(),
+        env={
+            "BENCH_PATHS": json.dumps(list(paths.values())),
+            "BENCH_HOST": testbed.server_name,
+            "BENCH_COOKIE": cookie,
+            "BENCH_REQUESTS": str(requests),
+        },
+    )
+    measured = json.loads(out.strip().splitlines()[-1])
+    cores = os.cpu_count() or 1
+    pages = {}
+    for name, path in paths.items():
+        page = measured[path]
+        cpu_ms = page["django_cpu_ms"] + page["postgresql_cpu_ms"]
+        pages[name] = {**page, "ceiling_rps": round(cores * 1000 / cpu_ms, 1)}
+    return {"cores": cores, "pages": pages}
 
 
 # --- Profile --------------------------------------------------------------------------------
@@ -868,7 +913,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     try:
         baselines.start()
         with in_target_network(testbed) as prefix:
-            http = Http(prefix, testbed, cookies[0], wrk_seconds, 32)
+            http = Http(prefix, testbed, cookies[0], wrk_seconds, WRK_CONNECTIONS)
+            report["http_connections"] = WRK_CONNECTIONS
             for server in http.servers:
                 http.wait(server)
             report["room_page_bytes"] = {
@@ -878,6 +924,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
             http.check("runserver", static_path, False, "")
             if "http" not in skip:
                 report["http"] = http_phase(http, static_path, rounds)
+                log("app cost: the WSGI application alone, in the target, one request at a time")
+                report["app_cost"] = app_cost(testbed, cookies[0], 50 if quick else 300)
                 log("profile: py-spy on gunicorn while wrk requests the room page")
                 report["profile_room_page"] = profile_room_page(http, testbed)
             if "fanout" not in skip:

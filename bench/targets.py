@@ -29,12 +29,40 @@ def _total(memory: dict[str, Any] | None, key: str = "rss_kib") -> float | None:
     return round(sum(group[key] for group in memory.values()) / MIB, 1)
 
 
+# The room page's p99 target, in milliseconds.
+ROOM_P99_MS = 20
+
+
+def _bound(report: dict[str, Any], needed_rps: float | None) -> str | None:
+    """Why a room page target cannot be met here, or None when it could be.
+
+    A target is bound when it needs more requests per second than the app's own CPU cost
+    allows on this machine's cores (``app_cost``'s ``ceiling_rps``, see bench/ceiling.py): no
+    server, worker count or proxy setting can beat that.
+    """
+    room = report.get("app_cost", {}).get("pages", {}).get("room")
+    if not room or needed_rps is None or needed_rps <= room["ceiling_rps"]:
+        return None
+    cost = room["django_cpu_ms"] + room["postgresql_cpu_ms"]
+    return (
+        f"needs {needed_rps:,.0f} req/s; one room page costs {cost:.1f} ms of CPU in Django "
+        f"and PostgreSQL alone, so {report['app_cost']['cores']} cores serve at most "
+        f"{room['ceiling_rps']:,.0f} req/s"
+    )
+
+
 def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each target: ``{"target", "measured", "met"}`` (``met`` is None when not measured)."""
+    """Each target: ``{"target", "measured", "met", "bound"}``.
+
+    ``met`` is None when not measured; ``bound`` says why a missed target cannot be met on
+    this machine, when the report proves it (otherwise None).
+    """
     rows: list[dict[str, Any]] = []
 
-    def add(target: str, measured: Any, met: bool | None) -> None:
-        rows.append({"target": target, "measured": measured, "met": met})
+    def add(target: str, measured: Any, met: bool | None, bound: str | None = None) -> None:
+        rows.append(
+            {"target": target, "measured": measured, "met": met, "bound": None if met else bound}
+        )
 
     http = report.get("http", {})
     room = http.get("room", {})
@@ -42,11 +70,23 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     plain = _ratio(stack.get("rps"), room.get("runserver", {}).get("rps"))
     daphne = _ratio(stack.get("rps"), room.get("daphne_runserver", {}).get("rps"))
     add("Room page: stack >= 2x plain runserver", plain, None if plain is None else plain >= 2)
+    daphne_rps = room.get("daphne_runserver", {}).get("rps")
     add(
-        "Room page: stack >= 9x daphne's runserver", daphne, None if daphne is None else daphne >= 9
+        "Room page: stack >= 9x daphne's runserver",
+        daphne,
+        None if daphne is None else daphne >= 9,
+        _bound(report, None if daphne_rps is None else 9 * daphne_rps),
     )
     p99 = stack.get("p99_ms")
-    add("Room page: stack p99 <= 20 ms", p99, None if p99 is None else p99 <= 20)
+    # wrk keeps every connection busy with one request, so the throughput is the connections
+    # divided by the mean latency (Little's law): latencies of 20 ms need connections / 0.020.
+    connections = report.get("http_connections")
+    add(
+        f"Room page: stack p99 <= {ROOM_P99_MS} ms",
+        p99,
+        None if p99 is None else p99 <= ROOM_P99_MS,
+        _bound(report, connections and connections * 1000 / ROOM_P99_MS),
+    )
     static = http.get("static", {})
     ratio = _ratio(static.get("stack", {}).get("rps"), static.get("runserver", {}).get("rps"))
     add("Static file: nginx >= 40x Django", ratio, None if ratio is None else ratio >= 40)
@@ -127,9 +167,20 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("error"):
         lines += [f"**The run failed part-way:** {report['error']}", ""]
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    bounds = []
     for row in report.get("targets", []):
         met = {True: "yes", False: "**miss**", None: "-"}[row["met"]]
+        if row.get("bound"):
+            bounds.append(f"- {row['target']}: {row['bound']}.")
+            met += f" (bound, note {len(bounds)})"
         lines.append(f"| {row['target']} | {_fmt(row['measured'])} | {met} |")
+    if bounds:
+        lines += [
+            "",
+            "Bound on this machine (the app's own cost per request is below):",
+            "",
+            *bounds,
+        ]
 
     http = report.get("http", {})
     if http:
@@ -152,6 +203,28 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{_fmt(r['p99_ms'])} | {r['errors']} | {_fmt(r['loadgen_cores'])} | "
                     f"{_cores(r.get('server_cores'))} | {_fmt(_ratio(top, r['rps']))} |"
                 )
+    cost = report.get("app_cost")
+    if cost:
+        lines += [
+            "",
+            f"### The app's own cost per request (ceiling on {cost['cores']} cores)",
+            "",
+            "The release's WSGI application called in the target with no server, nginx or TLS,",
+            "one request at a time (bench/ceiling.py). Ceiling: the cores divided by the CPU of",
+            "Django and of its PostgreSQL backend, the most any server could serve here.",
+            "",
+            "| page | Django CPU ms | PostgreSQL CPU ms | wall ms | ceiling req/s | stack req/s "
+            "| stack / ceiling |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for case, page in cost["pages"].items():
+            served = http.get(case, {}).get("stack", {}).get("rps")
+            share = None if served is None else round(served / page["ceiling_rps"], 2)
+            lines.append(
+                f"| {case} | {_fmt(page['django_cpu_ms'])} | {_fmt(page['postgresql_cpu_ms'])} "
+                f"| {_fmt(page['wall_ms'])} | {_fmt(page['ceiling_rps'])} | {_fmt(served)} "
+                f"| {_fmt(share)} |"
+            )
     profile = report.get("profile_room_page")
     if profile and profile.get("request_samples"):
         lines += [
