@@ -249,17 +249,27 @@ def markdown(report: dict[str, Any]) -> str:
             "baseline = one daphne runserver with the in-memory layer, ws, no nginx)",
             "",
             "| setup | clients | msg/s | delivered | deliveries/s | p50 ms | p95 ms | p99 ms | "
-            "drain s | errors | client cores | server cores |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+            "drain s | errors | client cores | server cores | daphne CPU per delivery us |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for setup in ("stack", "baseline"):
+            # The cores of the daphne processes (the baseline's unit is one daphne) divided by
+            # the deliveries they made: what one message to one client costs in daphne.
+            group = "daphne" if setup == "stack" else "baseline"
             for r in fanout.get(setup, []):
                 errors = r["error_frames"] + r["closed"] + r["connect_failures"]
+                cores = (r.get("server_cores") or {}).get(group)
+                per_delivery = (
+                    round(cores * 1e6 / r["deliveries_per_second"])
+                    if cores and r["deliveries_per_second"]
+                    else None
+                )
                 lines.append(
                     f"| {setup} | {r['clients']} | {r['rate']:g} | {r['delivered_ratio']} | "
                     f"{_fmt(r['deliveries_per_second'])} | {_fmt(r['p50_ms'])} | "
                     f"{_fmt(r['p95_ms'])} | {_fmt(r['p99_ms'])} | {r['drained_seconds']} | "
-                    f"{errors} | {_fmt(r['loadgen_cores'])} | {_cores(r.get('server_cores'))} |"
+                    f"{errors} | {_fmt(r['loadgen_cores'])} | {_cores(r.get('server_cores'))} | "
+                    f"{_fmt(per_delivery)} |"
                 )
     prov = report.get("provisioning")
     if prov:
