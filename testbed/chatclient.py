@@ -231,13 +231,28 @@ async def exchange(sender: ChatSite, receiver: ChatSite, room: str, text: str) -
                 return frame
 
 
+def run_restart(restart_cmd: str) -> None:
+    """Run one restart command: a command line split with shlex, run without a shell.
+
+    Raises:
+        ChatClientError: it exited non-zero; the message ends with the end of its output.
+    """
+    done = subprocess.run(  # noqa: S603
+        shlex.split(restart_cmd), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        output = (done.stderr or done.stdout).strip()[-800:]
+        raise ChatClientError(f"restart command {restart_cmd!r} exited {done.returncode}: {output}")
+
+
 def http_across_restarts(
     site: ChatSite, path: str, seconds: float, restart_cmd: str, restarts: int
 ) -> dict[str, Any]:
     """Request ``path`` in a loop for ``seconds`` while ``restart_cmd`` runs ``restarts`` times.
 
-    The restarts are spread evenly over the run. A request fails when it raises or answers
-    anything but 200.
+    The restarts are spread evenly over the run, and the loop goes on until the last restart
+    command has exited, even past ``seconds``: a restart that ends late is covered too. A
+    request fails when it raises or answers anything but 200.
 
     Args:
         site: the session to use (no login needed for ``/healthz``).
@@ -251,14 +266,15 @@ def http_across_restarts(
         ``{"sent": int, "failed": int, "errors": [first 10 error strings], "restarts": int}``.
 
     Raises:
-        subprocess.CalledProcessError: a restart command failed.
+        ChatClientError: a restart command exited non-zero (the message holds its output).
     """
     stop = time.monotonic() + seconds
+    restarted = threading.Event()
     counts = {"sent": 0, "failed": 0}
     errors: list[str] = []
 
     def loop() -> None:
-        while time.monotonic() < stop:
+        while time.monotonic() < stop or not restarted.is_set():
             counts["sent"] += 1
             try:
                 status = site.request("GET", path).status
@@ -274,8 +290,9 @@ def http_across_restarts(
     try:
         for _ in range(restarts):
             time.sleep(seconds / (restarts + 1))
-            subprocess.run(shlex.split(restart_cmd), check=True, capture_output=True)  # noqa: S603
+            run_restart(restart_cmd)
     finally:
+        restarted.set()
         worker.join()
     return {**counts, "errors": errors, "restarts": restarts}
 
@@ -310,16 +327,15 @@ async def catchup_across_restart(
         the catch-up.
 
     Raises:
-        ChatClientError: a step did not happen within the sites' timeout.
+        ChatClientError: a step did not happen within the sites' timeout, or the restart
+            command failed.
     """
     tag = secrets.token_hex(4)
     rx = await reader.websocket(room)
     tx = await writer.websocket(room)
     await tx.send(json.dumps({"type": "chat.message", "text": f"before {tag}"}))
     first = await next_chat_message(rx, reader.timeout)
-    restart = asyncio.create_task(
-        asyncio.to_thread(subprocess.run, shlex.split(restart_cmd), check=True, capture_output=True)
-    )
+    restart = asyncio.create_task(asyncio.to_thread(run_restart, restart_cmd))
     close_code = None
     try:
         async with asyncio.timeout(reader.timeout * 3):
