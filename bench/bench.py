@@ -124,6 +124,23 @@ class Testbed:
             stdin=stdin,
         )
 
+    def app_script(self, name: str, env: dict[str, str]) -> Any:
+        """Run ``bench/<name>`` in the app's environment (``manage.py shell -c``) with ``env``
+        set; return the JSON of its last line of output.
+
+        Raises:
+            BenchError: the script failed.
+        """
+        out = self.as_app(
+            f"{self.root}/current/venv/bin/python",
+            "manage.py",
+            "shell",
+            "-c",
+            (ROOT / "bench" / name).read_text(),
+            env=env,
+        )
+        return json.loads(out.strip().splitlines()[-1])
+
     def _memory_py(self, *args: str) -> Any:
         """Run bench/memory.py in the target with the system Python; its parsed JSON output."""
         script = (ROOT / "bench" / "memory.py").read_text()
@@ -582,20 +599,15 @@ def app_cost(testbed: Testbed, cookie: str, requests: int) -> dict[str, Any]:
         BenchError: a page did not answer 200, or the script failed.
     """
     paths = {"index": "/", "room": f"/chat/{ROOM}/"}
-    out = testbed.as_app(
-        f"{testbed.root}/current/venv/bin/python",
-        "manage.py",
-        "shell",
-        "-c",
-        (ROOT / "bench" / "ceiling.py").read_text(),
-        env={
+    measured = testbed.app_script(
+        "ceiling.py",
+        {
             "BENCH_PATHS": json.dumps(list(paths.values())),
             "BENCH_HOST": testbed.server_name,
             "BENCH_COOKIE": cookie,
             "BENCH_REQUESTS": str(requests),
         },
     )
-    measured = json.loads(out.strip().splitlines()[-1])
     cores = os.cpu_count() or 1
     pages = {}
     for name, path in paths.items():
@@ -893,15 +905,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     run([str(ROOT / "testbed" / "smoke.sh")], cwd=ROOT)
     clients = max(c for c, _ in levels)
     log(f"fixtures: {clients} logged-in bench users, history in room {ROOM!r}")
-    out = testbed.as_app(
-        f"{testbed.root}/current/venv/bin/python",
-        "manage.py",
-        "shell",
-        "-c",
-        (ROOT / "bench" / "fixtures.py").read_text(),
-        env={"BENCH_USERS": str(clients), "BENCH_ROOM": ROOM},
-    )
-    cookies = json.loads(out.strip().splitlines()[-1])["sessions"]
+    fixtures = {"BENCH_USERS": str(clients), "BENCH_ROOM": ROOM}
+    cookies = testbed.app_script("fixtures.py", fixtures)["sessions"]
     sessions = WORK / "sessions.json"
     sessions.write_text(json.dumps(cookies))
     sessions.chmod(0o600)
