@@ -24,170 +24,34 @@ go to ``bench/results/<date>-<host>.md`` and ``.json``; nothing here asserts a t
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import re
 import resource
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import readings  # noqa: E402
 import targets  # noqa: E402
+from deployment import Testbed, in_target_network  # noqa: E402
+from harness import ROOM, ROOT, WORK, BenchError, log, run  # noqa: E402
+from readings import cores_used  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / ".work"
 RESULTS = ROOT / "bench" / "results"
 INVENTORY = ROOT / "inventory" / "local"
 PLAIN_PORT = 8001
 DAPHNE_PORT = 8002
-ROOM = "bench"
 FANOUT_ROOM = "fanout"
 # wrk's connections for the HTTP pages, each with one request outstanding at a time.
 WRK_CONNECTIONS = 32
-
-
-class BenchError(RuntimeError):
-    """A step of the benchmark could not run; the message says which and why."""
-
-
-def log(message: str) -> None:
-    """Print a progress line to stderr (stdout gets the final table)."""
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing text output; raise BenchError with its stderr on failure."""
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False, **kwargs)
-    if done.returncode != 0:
-        raise BenchError(
-            f"{shlex.join(cmd)[:200]} exited {done.returncode}: "
-            f"{(done.stderr or done.stdout).strip()[-800:]}"
-        )
-    return done
-
-
-# --- The test bed ---------------------------------------------------------------------------
-class Testbed:
-    """The local deployment: its container, names and paths, read from inventory/local.
-
-    Args:
-        host: inventory host name of the all-in-one target (also its container name).
-    """
-
-    def __init__(self, host: str) -> None:
-        raw = run(["ansible-inventory", "-i", str(INVENTORY), "--host", host]).stdout
-        hostvars = json.loads(raw)
-        self.host = host
-        self.app = hostvars["site_app_name"]
-        self.server_name = hostvars["site_server_names"][0]
-        self.pebble = hostvars["testbed_pebble_name"]
-        self.root = f"/srv/{self.app}"
-        self.env_file = f"/etc/{self.app}/env"
-        self.cafile = INVENTORY / ".secrets" / "acme-root.pem"
-
-    def pid(self) -> int:
-        """PID of the container's init on this machine (for nsenter)."""
-        out = run(["podman", "inspect", "--format", "{{.State.Pid}}", self.host]).stdout
-        pid = int(out.strip() or 0)
-        if pid <= 0 or not Path(f"/proc/{pid}").exists():
-            raise BenchError(f"container {self.host} is not running: run `make site` first")
-        return pid
-
-    def exec(self, *cmd: str, stdin: str | None = None) -> str:
-        """Run a command in the container as root; return its stdout."""
-        return run(["podman", "exec", "-i", self.host, *cmd], input=stdin).stdout
-
-    def as_app(self, *cmd: str, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
-        """Run a command as the app user with the services' environment file; return stdout."""
-        setenv = [f"--setenv={k}={v}" for k, v in (env or {}).items()]
-        return self.exec(
-            "systemd-run",
-            "--quiet",
-            "--pipe",
-            "--wait",
-            "--collect",
-            f"--property=EnvironmentFile={self.env_file}",
-            f"--uid={self.app}",
-            f"--working-directory={self.root}/current",
-            *setenv,
-            *cmd,
-            stdin=stdin,
-        )
-
-    def app_script(self, name: str, env: dict[str, str]) -> Any:
-        """Run ``bench/<name>`` in the app's environment (``manage.py shell -c``) with ``env``
-        set; return the JSON of its last line of output.
-
-        Raises:
-            BenchError: the script failed.
-        """
-        out = self.as_app(
-            f"{self.root}/current/venv/bin/python",
-            "manage.py",
-            "shell",
-            "-c",
-            (ROOT / "bench" / name).read_text(),
-            env=env,
-        )
-        return json.loads(out.strip().splitlines()[-1])
-
-    def _memory_py(self, *args: str) -> Any:
-        """Run bench/memory.py in the target with the system Python; its parsed JSON output."""
-        script = (ROOT / "bench" / "memory.py").read_text()
-        return json.loads(self.exec("python3", "-", self.app, *args, stdin=script))
-
-    def memory(self) -> dict[str, Any]:
-        """RSS and PSS of each service group (see bench/memory.py)."""
-        return self._memory_py()
-
-    def cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by each service group and the baselines (bench/memory.py)."""
-        return self._memory_py("--cpu")
-
-
-def cores_used(
-    before: dict[str, float], after: dict[str, float], seconds: float
-) -> dict[str, float]:
-    """Cores each group used between two ``Testbed.cpu()`` readings ``seconds`` apart.
-
-    Groups under 0.01 cores are left out.
-    """
-    used = {group: (after[group] - before.get(group, 0.0)) / seconds for group in after}
-    return {group: round(cores, 2) for group, cores in used.items() if cores >= 0.01}
-
-
-@contextlib.contextmanager
-def in_target_network(testbed: Testbed) -> Iterator[list[str]]:
-    """Yield a command prefix that runs a program in the target's network namespace.
-
-    The program sees a private copy of /etc/hosts where the site's name is 127.0.0.1 (a
-    mount namespace of its own, so this machine's /etc/hosts is not touched).
-    """
-    WORK.mkdir(parents=True, exist_ok=True)
-    hosts = WORK / "hosts"
-    hosts.write_text(f"127.0.0.1 localhost {testbed.server_name}\n::1 localhost\n")
-    script = 'mount --bind "$0" /etc/hosts && exec nsenter --target "$1" --net -- "${@:2}"'
-    yield [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "bash",
-        "-c",
-        script,
-        str(hosts),
-        str(testbed.pid()),
-    ]
 
 
 # --- Provisioning ---------------------------------------------------------------------------
@@ -541,13 +405,13 @@ class Http:
         ]
         for header in self._headers(server, login):
             cmd += ["--header", header]
-        servers_before = self.testbed.cpu()
+        servers_before = readings.cpu(self.testbed)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         out = run([*cmd, self.servers[server][0] + path]).stdout
         elapsed = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        servers_after = self.testbed.cpu()
+        servers_after = readings.cpu(self.testbed)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         return {
             **parse_wrk(out),
@@ -773,7 +637,7 @@ def fanout_phase(
             "--cafile",
             str(testbed.cafile),
         ]
-        servers_before = testbed.cpu()
+        servers_before = readings.cpu(testbed)
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         stderr_lines = []
@@ -782,12 +646,12 @@ def fanout_phase(
             stderr_lines.append(line)
             if line.startswith("STARTED") and sample:
                 time.sleep(seconds / 2)
-                results["memory_under_load"] = testbed.memory()
+                results["memory_under_load"] = readings.memory(testbed)
         out = proc.stdout.read() if proc.stdout else ""
         if proc.wait() != 0:
             raise BenchError(f"fan-out against {contender} failed: {''.join(stderr_lines)[-800:]}")
         elapsed = time.monotonic() - started
-        servers_after = testbed.cpu()
+        servers_after = readings.cpu(testbed)
         if contender == "baseline":
             reset_baseline()
         result = json.loads(out)
@@ -913,7 +777,7 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     static_path, static_size = static_candidate(testbed)
     report["static_file"] = {"path": static_path, "bytes": static_size}
     # Before the baselines start: their database sessions would count as the stack's PostgreSQL.
-    report["memory_idle"] = testbed.memory()
+    report["memory_idle"] = readings.memory(testbed)
     baselines = Baselines(testbed)
     try:
         baselines.start()
@@ -945,7 +809,7 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
                 report["memory_under_load"] = report["fanout"].pop("memory_under_load")
     finally:
         baselines.stop()
-        report["memory_after"] = testbed.memory()
+        report["memory_after"] = readings.memory(testbed)
 
 
 if __name__ == "__main__":
