@@ -1,0 +1,190 @@
+"""Provisioning phase: a cold and a warm ``site.yml`` on a freshly created target, and the floor
+(what one module run costs on this machine with nothing to do).
+
+The playbooks run with the ``ansible.posix.json`` callback; the reports stay in bench/.work/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from deployment import Testbed
+from harness import ROOT, WORK, BenchError, log, run
+
+# Actions that run on the controller only (action plugins without a module): no module start-up
+# on the target. Every other task that is not skipped runs a module (on the target, or on the
+# controller when delegated there).
+LOCAL_ACTIONS = {
+    f"ansible.builtin.{name}"
+    for name in (
+        "add_host",
+        "assert",
+        "debug",
+        "fail",
+        "group_by",
+        "import_role",
+        "import_tasks",
+        "include_role",
+        "include_tasks",
+        "include_vars",
+        "meta",
+        "set_fact",
+        "validate_argument_spec",
+    )
+}
+# Tasks in the floor playbook: each runs ansible.builtin.ping, the smallest module.
+FLOOR_TASKS = 50
+
+
+def module_runs(result: dict[str, Any]) -> int:
+    """How many times a task's result on one host ran a module: once, or once per loop item.
+
+    Args:
+        result: one host's result of one task in the JSON callback's report (``action``,
+            ``skipped``, and ``results`` for a loop).
+
+    Returns:
+        0 for a skipped task or a controller-only action (``LOCAL_ACTIONS``), else the runs.
+    """
+    if result.get("action") in LOCAL_ACTIONS:
+        return 0
+    if "results" in result:
+        return sum(1 for item in result["results"] if not item.get("skipped"))
+    return 0 if result.get("skipped") else 1
+
+
+def playbook(path: Path, logfile: Path) -> dict[str, Any]:
+    """Run a playbook against inventory/local with the JSON callback; summarize its tasks.
+
+    Args:
+        path: the playbook.
+        logfile: where the playbook's output (warnings, then the JSON report) is written;
+            the whole report stays there.
+
+    Returns:
+        ``seconds`` (wall), the recap totals, ``tasks`` (ok + skipped), ``module_tasks``
+        (tasks that ran a module, see ``LOCAL_ACTIONS``) with their median seconds,
+        ``module_runs`` (module runs: a loop runs one per item), and the 8 slowest tasks
+        as ``[name, seconds]``.
+
+    Raises:
+        BenchError: the playbook failed (the log file is named).
+    """
+    started = time.monotonic()
+    with logfile.open("w") as out:
+        done = subprocess.run(
+            ["ansible-playbook", str(path)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            check=False,
+            env={
+                **os.environ,
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+                "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer",
+            },
+        )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise BenchError(f"{path.name} failed, see {logfile}")
+    text = logfile.read_text()
+    # Warnings (stderr) may come first; the report starts on a line of its own.
+    start = re.search(r"^\{$", text, re.M)
+    if start is None:
+        raise BenchError(f"{path.name}: no JSON report in {logfile}")
+    report, _ = json.JSONDecoder().raw_decode(text[start.start() :])
+    totals = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+    for stats in report["stats"].values():
+        for key, field in (("ok", "ok"), ("changed", "changed"), ("failed", "failures")):
+            totals[key] += stats[field]
+        totals["skipped"] += stats["skipped"]
+    timed, module_seconds, module_total = [], [], 0
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            span = task["task"]["duration"]
+            if "end" not in span:
+                continue
+            took = (
+                dt.datetime.fromisoformat(span["end"]) - dt.datetime.fromisoformat(span["start"])
+            ).total_seconds()
+            timed.append((task["task"]["name"], round(took, 2)))
+            runs = sum(module_runs(r) for r in task["hosts"].values())
+            if runs:
+                module_seconds.append(took)
+                module_total += runs
+    return {
+        "seconds": round(seconds, 1),
+        "tasks": totals["ok"] + totals["skipped"],
+        **totals,
+        "module_tasks": len(module_seconds),
+        "module_runs": module_total,
+        "module_task_median_seconds": round(statistics.median(module_seconds), 3)
+        if module_seconds
+        else None,
+        "slowest_tasks": sorted(timed, key=lambda t: -t[1])[:8],
+    }
+
+
+def floor_playbook() -> Path:
+    """Write the floor playbook: FLOOR_TASKS ``ansible.builtin.ping`` tasks, no facts.
+
+    Returns:
+        Its path, bench/.work/floor.yml.
+    """
+    tasks = "".join(
+        f"    - name: Ping {n}\n      ansible.builtin.ping:\n" for n in range(FLOOR_TASKS)
+    )
+    path = WORK / "floor.yml"
+    path.write_text(
+        "---\n- name: Per-task floor\n  hosts: all\n  gather_facts: false\n  tasks:\n" + tasks
+    )
+    return path
+
+
+def provision(testbed: Testbed) -> dict[str, Any]:
+    """Recreate the target container, time a cold and a warm ``site.yml``, then the floor.
+
+    The floor is what one module run costs here with nothing to do: the median seconds of
+    FLOOR_TASKS ``ping`` tasks. The warm run's module runs times that is the least a warm
+    run of this playbook can take on this machine.
+
+    Args:
+        testbed: the deployment; its container is removed and created again.
+
+    Returns:
+        ``{"cold": ..., "warm": ...}`` (each as :func:`playbook` returns it) and ``floor``:
+        ``tasks``, ``ping_task_seconds``, ``warm_module_runs`` and ``warm_floor_seconds``.
+
+    Raises:
+        BenchError: the container could not be removed or a playbook failed.
+    """
+    log(f"provisioning: recreating {testbed.host} (pebble stays)")
+    run(["podman", "rm", "--force", "--time", "5", testbed.host])
+    playbook(ROOT / "playbooks" / "testbed.yml", WORK / "testbed.json")
+    log("provisioning: cold site.yml")
+    cold = playbook(ROOT / "playbooks" / "site.yml", WORK / "site-cold.json")
+    log(f"provisioning: cold run took {cold['seconds']} s; warm re-run")
+    warm = playbook(ROOT / "playbooks" / "site.yml", WORK / "site-warm.json")
+    log(f"provisioning: warm run took {warm['seconds']} s, changed={warm['changed']}")
+    floor = playbook(floor_playbook(), WORK / "floor.json")
+    ping = floor["module_task_median_seconds"]
+    log(f"provisioning: a ping task takes {ping} s")
+    return {
+        "cold": cold,
+        "warm": warm,
+        "floor": {
+            "tasks": FLOOR_TASKS,
+            "ping_task_seconds": ping,
+            "warm_module_runs": warm["module_runs"],
+            "warm_floor_seconds": round(ping * warm["module_runs"], 1),
+        },
+    }
