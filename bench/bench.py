@@ -19,117 +19,34 @@ What runs where:
 Phases: provisioning (cold ``site.yml`` on a freshly created container, then a warm re-run;
 skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, memory. The results
 go to ``bench/results/<date>-<host>.md`` and ``.json``; nothing here asserts a timing.
+
+This file runs the phases; each lives in a module of its own: :mod:`provisioning`,
+:mod:`baselines`, :mod:`http_rounds`, :mod:`app_cost` (the ceiling and the profile),
+:mod:`fanout_driver`, with :mod:`readings` (memory and CPU), :mod:`reporting` (the files
+written) and :mod:`deployment` (the target) beside them, and :mod:`harness` for what all share.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import readings  # noqa: E402
-import targets  # noqa: E402
+import reporting  # noqa: E402
 from app_cost import app_cost, profile_room_page  # noqa: E402
-from baselines import DAPHNE_PORT, Baselines  # noqa: E402
+from baselines import Baselines  # noqa: E402
 from deployment import Testbed, in_target_network  # noqa: E402
+from fanout_driver import fanout_phase  # noqa: E402
 from harness import ROOM, ROOT, WORK, BenchError, log, run  # noqa: E402
 from http_rounds import Http, http_phase, static_candidate  # noqa: E402
 from provisioning import provision  # noqa: E402
-from readings import cores_used  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
-FANOUT_ROOM = "fanout"
 # wrk's connections for the HTTP pages, each with one request outstanding at a time.
 WRK_CONNECTIONS = 32
-
-
-# --- Fan-out --------------------------------------------------------------------------------
-def fanout_phase(
-    prefix: list[str],
-    testbed: Testbed,
-    sessions: Path,
-    levels: list[tuple[int, float]],
-    baseline_levels: list[tuple[int, float]],
-    seconds: float,
-    reset_baseline: Any,
-) -> dict[str, Any]:
-    """Run bench/fanout.py for each (clients, rate) level against the stack and the baseline.
-
-    Memory is sampled mid-run during the stack's 500 clients x 10 messages/s (the target's load).
-    ``reset_baseline`` is called after each baseline run: a saturated baseline goes on working
-    through its backlog after its clients left, which would slow the next run down.
-    """
-    name = testbed.server_name
-    contenders = {
-        "stack": (f"wss://{name}", f"https://{name}"),
-        "baseline": (f"ws://{name}:{DAPHNE_PORT}", f"http://{name}:{DAPHNE_PORT}"),
-    }
-    sampled = (500, 10.0) if (500, 10.0) in levels else max(levels)
-    results: dict[str, Any] = {"stack": [], "baseline": [], "memory_under_load": None}
-    plan = [
-        (c, lvl)
-        for lvl in sorted(set(levels) | set(baseline_levels))
-        for c in ("stack", "baseline")
-        if lvl in (levels if c == "stack" else baseline_levels)
-    ]
-    for contender, (clients, rate) in plan:
-        url, origin = contenders[contender]
-        log(f"fan-out: {clients} clients at {rate:g} messages/s on {contender}")
-        cmd = [
-            *prefix,
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            "--url",
-            url,
-            "--origin",
-            origin,
-            "--room",
-            f"{FANOUT_ROOM}-{contender}",
-            "--sessions",
-            str(sessions),
-            "--clients",
-            str(clients),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--cafile",
-            str(testbed.cafile),
-        ]
-        servers_before = readings.cpu(testbed)
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stderr_lines = []
-        sample = contender == "stack" and (clients, rate) == sampled
-        for line in proc.stderr or []:
-            stderr_lines.append(line)
-            if line.startswith("STARTED") and sample:
-                time.sleep(seconds / 2)
-                results["memory_under_load"] = readings.memory(testbed)
-        out = proc.stdout.read() if proc.stdout else ""
-        if proc.wait() != 0:
-            raise BenchError(f"fan-out against {contender} failed: {''.join(stderr_lines)[-800:]}")
-        elapsed = time.monotonic() - started
-        servers_after = readings.cpu(testbed)
-        if contender == "baseline":
-            reset_baseline()
-        result = json.loads(out)
-        result.pop("plan", None)
-        # Cores each service group used over the whole run (connects and drain included).
-        result["server_cores"] = cores_used(servers_before, servers_after, elapsed)
-        result["load1_after"] = os.getloadavg()[0]
-        results[contender].append(result)
-        log(f"fan-out: delivered {result['delivered_ratio']}, p99 {result['p99_ms']} ms")
-    return results
-
 
 PHASES = ("provision", "http", "fanout")
 
@@ -139,6 +56,15 @@ def main(argv: list[str] | None = None) -> int:
 
     A run that is quick, skips a phase or fails part-way writes bench/.work/last.md and .json
     only (a failure still reports what was measured before it), and exits 1 on failure.
+
+    Args:
+        argv: the arguments (default: the command line's).
+
+    Returns:
+        The exit status: 0, or 1 when a step failed.
+
+    Raises:
+        BenchError: the target is not in the inventory (before anything is measured).
     """
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="channels-deploy-local", help="inventory/local target")
@@ -159,40 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="short runs, for trying the harness (figures not comparable)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--output", type=Path, default=reporting.RESULTS)
     args = parser.parse_args(argv)
     skip = set(args.skip) | ({"provision"} if args.no_provision else set())
     WORK.mkdir(parents=True, exist_ok=True)
     testbed = Testbed(args.host)
-    report: dict[str, Any] = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": {
-            "host": platform.node(),
-            "cpus": os.cpu_count(),
-            "memory_gib": round(
-                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
-            ),
-            "load_before": os.getloadavg()[0],
-        },
-        "quick": args.quick,
-        "skipped": sorted(skip),
-    }
+    report = reporting.new_report(args.quick, skip)
     try:
         measure(report, testbed, skip, args.quick)
     except BenchError as exc:
         report["error"] = str(exc)
-    report["machine"]["load_after"] = os.getloadavg()[0]
-    report["targets"] = targets.evaluate(report)
-    table = targets.markdown(report)
     complete = not (args.quick or skip or "error" in report)
-    stem = WORK / "last"
-    if complete:
-        args.output.mkdir(parents=True, exist_ok=True)
-        stem = args.output / f"{report['date'][:10]}-{report['machine']['host']}"
-    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(table)
-    log(f"wrote {stem}.md and .json")
-    print(table)
+    print(reporting.write(report, args.output, complete))
     if "error" in report:
         print(f"bench: FAILED: {report['error']}", file=sys.stderr)
         return 1
@@ -201,6 +105,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: bool) -> None:
     """Run the phases not in ``skip``, filling ``report`` as they go.
+
+    In order: provisioning, the smoke check, fixtures, idle memory, the baselines, then in the
+    target's network the HTTP rounds (with the app cost and the profile) and the fan-out; the
+    baselines are stopped and memory is read once more at the end, also after a failure.
+
+    Args:
+        report: the report from :func:`reporting.new_report`; each phase adds its keys.
+        testbed: the deployment.
+        skip: phases left out (names in ``PHASES``).
+        quick: short runs (3 s wrk runs, one round, 5 s fan-out at 50 clients only).
 
     Raises:
         BenchError: a step failed; ``report`` keeps what was measured before.
