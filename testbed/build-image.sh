@@ -15,7 +15,8 @@ suite=${1:?usage: $0 SUITE (bookworm or trixie)}
 case "$suite" in bookworm | trixie) ;; *) echo "unsupported suite: $suite" >&2; exit 2 ;; esac
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 repo=${IMAGE_REPO:-localhost/channels-deploy/debian}
-packages=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2
+# openssh-server: Ansible reaches the Molecule containers over SSH (podman-sshd.sh).
+packages=systemd,systemd-sysv,python3,python3-apt,sudo,ca-certificates,iproute2,openssh-server
 
 # Local CAs of the host (a proxy's or a company's) go into the image, so that
 # pip and apt inside the containers trust what the host trusts.
