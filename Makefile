@@ -54,7 +54,7 @@ lint: venv ## yamllint, ansible-lint (profile production), ruff
 app-test: bootstrap app-venv ## The app's tests against real PostgreSQL and Redis
 	cd app && ../$(APP_VENV)/bin/pytest
 
-molecule: bootstrap venv images ## Every Molecule scenario, timed
+molecule: bootstrap venv images ## Every Molecule scenario, timed per step (MOLECULE_JOBS at once, default 2)
 	testbed/run-scenarios.sh $(SCENARIOS)
 
 test: lint app-test molecule ## Everything CI runs
