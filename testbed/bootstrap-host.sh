@@ -51,6 +51,23 @@ if [ -d /run/systemd/system ]; then
   done
 fi
 
+# The kernel shifts the wall clock by the time zone's offset at the first
+# settimeofday() call that sets a time zone after boot (for RTCs in local time).
+# systemd makes that call with UTC when it is PID 1; where it is not, the first
+# scenario whose role sets a time zone (timedated in a privileged container)
+# pulled this machine's clock back an hour (Europe/Berlin in the common
+# scenario). Make the first call here, with UTC: it changes no clock.
+python3 - <<'PY'
+import ctypes
+
+class TimeZone(ctypes.Structure):
+    _fields_ = [("tz_minuteswest", ctypes.c_int), ("tz_dsttime", ctypes.c_int)]
+
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.settimeofday(None, ctypes.byref(TimeZone(0, 0))) != 0:
+    print(f"bootstrap: settimeofday(UTC): errno {ctypes.get_errno()}, clock not pinned")
+PY
+
 dropin=/etc/containers/containers.conf.d/50-channels-deploy.conf
 containers=() engine=() network=()
 if [ "$(stat -fc %T /sys/fs/cgroup)" != cgroup2fs ]; then
