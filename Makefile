@@ -45,9 +45,10 @@ app-venv: $(APP_VENV)/.installed
 images: bootstrap ## Build the Debian 12 and 13 test-bed images when missing or changed
 	@for suite in $(SUITES); do testbed/build-image.sh $$suite; done
 
-lint: venv ## yamllint, ansible-lint (profile production), ruff
+lint: venv ## yamllint, ansible-lint (profile production), no copies between app server roles, ruff
 	yamllint --strict .
 	ansible-lint
+	$(BIN)/python testbed/role_copies.py
 	ruff check .
 	ruff format --check .
 
