@@ -29,7 +29,7 @@ import time
 from collections import Counter
 
 from websockets.asyncio.client import unix_connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 URI = "ws://testapp.example/ws/echo/"
 OPEN_TIMEOUT = 30
@@ -104,6 +104,15 @@ async def watch(path: str, stop_file: str) -> dict:
         except (ConnectionRefusedError, FileNotFoundError):
             counts["refused"] += 1
             raise
+        except InvalidMessage as exc:
+            # The stopping process had accepted the connection and closed it
+            # before it answered the handshake (daphne cancels handshakes in
+            # flight at shutdown): open on the instance when it stopped, like
+            # a cut WebSocket, not refused. Through nginx such a request goes
+            # to the next instance (proxy_next_upstream error).
+            key = "cut_in_handshake" if isinstance(exc.__cause__, EOFError) else "not_opened"
+            counts[key] += 1
+            raise
         except Exception:
             counts["not_opened"] += 1
             raise
@@ -162,6 +171,7 @@ async def watch(path: str, stop_file: str) -> dict:
         "refused": counts["refused"],
         "not_opened": counts["not_opened"],
         "cut": counts["cut"],
+        "cut_in_handshake": counts["cut_in_handshake"],
         "errors": dict(errors),
     }
 
