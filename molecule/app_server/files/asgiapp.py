@@ -6,35 +6,12 @@ WebSocket: accepts any connection and echoes every message back.
 """
 
 import json
-import os
-import tempfile
 
-import psycopg
-
-
-def _try_write(folder: str) -> str:
-    """Create and remove a file in `folder`; return "ok" or the error's class name."""
-    try:
-        fd, name = tempfile.mkstemp(dir=folder)
-        os.close(fd)
-        os.unlink(name)
-    except OSError as exc:
-        return type(exc).__name__
-    return "ok"
+from sandbox_probe import sandbox_report
 
 
 async def _http(scope, receive, send) -> None:
-    body = {
-        "greeting": os.environ.get("TESTAPP_GREETING"),
-        "settings": os.environ.get("TESTAPP_SETTINGS"),
-        "client": (scope.get("client") or [None])[0],
-        "pid": os.getpid(),
-        "cwd": os.getcwd(),
-        "libpq": psycopg.pq.version(),
-        "write_media": _try_write(os.environ["TESTAPP_MEDIA"]),
-        "write_app": _try_write(os.getcwd()),
-        "write_tmp": _try_write(tempfile.gettempdir()),
-    }
+    body = sandbox_report() | {"client": (scope.get("client") or [None])[0]}
     data = json.dumps(body).encode()
     await send(
         {

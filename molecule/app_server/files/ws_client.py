@@ -20,32 +20,19 @@ Run with the test virtualenv's python (it has `websockets`):
 """
 
 import asyncio
-import http.client
 import json
 import os
-import socket
 import sys
 import time
 from collections import Counter
 
+# http_client.py is installed beside this file (one folder of test clients).
+from http_client import UnixHTTPConnection
 from websockets.asyncio.client import unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage
 
 URI = "ws://testapp.example/ws/echo/"
 OPEN_TIMEOUT = 30
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """HTTPConnection that connects to a unix socket instead of host:port."""
-
-    def __init__(self, path: str, timeout: float = 30.0) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
 
 
 def get(path: str) -> dict:
