@@ -1,0 +1,492 @@
+"""Clients of the cluster scenario: users of the chat through the web host's public port.
+
+Built on testbed/chatclient.py (HTTPS with sign-up and session cookies, WebSockets with the
+site's Origin), which this file imports from the project's testbed folder. Each command prints
+one JSON object and exits 0; a failed step prints ``FAILED: ...`` to stderr and exits 1. The
+verifier asserts on the JSON.
+
+Where a WebSocket landed is told by ``--where NAME=COMMAND``: COMMAND (split with shlex, run
+without a shell, e.g. ``podman exec cd-cluster-app1 ss -Htn state established '( sport = :8101
+)'``) prints one line per WebSocket that app host NAME holds; a new WebSocket is on the host
+whose count grew.
+
+    pair URL [common options] --where NAME=CMD ...
+        Two users; the second one's WebSocket is on another app host than the first one's;
+        each sends a message that the other receives.
+    rolling URL [common options] --clients N --ready-file F --stop-file S
+        N readers in one room that reconnect when closed and catch up; a sender posting every
+        --interval s; an HTTP loop on /healthz. F is written once all are connected; all run
+        until S exists. Reports requests, close codes, reconnections and missed messages.
+    failover URL [common options] --stop-cmd CMD --seconds T --where NAME=CMD ...
+        An HTTP loop and new WebSockets one after another; after --warmup s CMD stops one app
+        host's servers; the loops go on for T s. Then --hold WebSockets are opened and held,
+        and --where says where they are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import secrets
+import shlex
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "testbed"))
+
+from chatclient import (  # noqa: E402 (the path above first)
+    ChatClientError,
+    ChatSite,
+    next_chat_message,
+    run_restart,
+)
+from websockets.asyncio.client import ClientConnection  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
+
+# What a failed connect or handshake raises.
+CONNECT_ERRORS = (OSError, ConnectionClosed, InvalidHandshake, TimeoutError)
+
+
+def close_code(exc: ConnectionClosed) -> int:
+    """The close code the server sent, or 1006 when the connection just dropped."""
+    return exc.rcvd.code if exc.rcvd is not None else 1006
+
+
+def count_lines(cmd: str) -> int:
+    """Run a shell-free command line; return how many non-empty lines it printed.
+
+    Raises:
+        ChatClientError: it exited non-zero.
+    """
+    done = subprocess.run(  # noqa: S603
+        shlex.split(cmd), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise ChatClientError(f"{cmd!r} exited {done.returncode}: {done.stderr.strip()[-300:]}")
+    return sum(1 for line in done.stdout.splitlines() if line.strip())
+
+
+def where_counts(where: dict[str, str]) -> dict[str, int]:
+    """The number of WebSockets each app host holds, by ``--where`` name."""
+    return {name: count_lines(cmd) for name, cmd in where.items()}
+
+
+def landed(before: dict[str, int], after: dict[str, int]) -> str | None:
+    """The one host whose count grew by one, or None when that is not clear."""
+    grown = [name for name in after if after[name] - before.get(name, 0) == 1]
+    others = [name for name in after if name not in grown and after[name] != before.get(name, 0)]
+    return grown[0] if len(grown) == 1 and not others else None
+
+
+def new_users(args: argparse.Namespace, count: int, prefix: str) -> list[ChatSite]:
+    """Sign up ``count`` new users; return their sessions."""
+    suffix = secrets.token_hex(4)
+    sites = []
+    for n in range(count):
+        site = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+        site.signup(f"{prefix}-{n}-{suffix}", secrets.token_urlsafe(16))
+        sites.append(site)
+    return sites
+
+
+# pair -----------------------------------------------------------------------------------------
+async def pair(args: argparse.Namespace, where: dict[str, str]) -> dict[str, Any]:
+    """Two users on different app hosts exchange a message each way."""
+    alice, bob = new_users(args, 2, "pair")
+    room = f"pair-{secrets.token_hex(4)}"
+    counts = where_counts(where)
+    rx = await alice.websocket(room)
+    after = where_counts(where)
+    alice_host = landed(counts, after)
+    if alice_host is None:
+        raise ChatClientError(f"first WebSocket: counts {counts} -> {after}, no one host grew")
+    # nginx balances over every daphne instance of every host: hold bob's WebSockets until one
+    # is on another host than alice's (with N instances per host, at most N tries).
+    held: list[ClientConnection] = []
+    tx = None
+    bob_host = None
+    for _ in range(args.max_tries):
+        counts = after
+        ws = await bob.websocket(room)
+        after = where_counts(where)
+        host = landed(counts, after)
+        if host is not None and host != alice_host:
+            tx, bob_host = ws, host
+            break
+        held.append(ws)
+    if tx is None:
+        raise ChatClientError(f"{args.max_tries} WebSockets of the second user all on {alice_host}")
+    for ws in held:
+        await ws.close()
+    sent = []
+    for sender, receiver, who in ((tx, rx, "bob"), (rx, tx, "alice")):
+        text = f"from {who} {secrets.token_hex(4)}"
+        await sender.send(json.dumps({"type": "chat.message", "text": text}))
+        deadline = time.monotonic() + args.timeout
+        while True:
+            frame = await next_chat_message(receiver, max(0.1, deadline - time.monotonic()))
+            if frame["text"] == text:
+                sent.append({"id": frame["id"], "text": text, "author": frame["author"]})
+                break
+    await rx.close()
+    await tx.close()
+    return {
+        "first_user_on": alice_host,
+        "second_user_on": bob_host,
+        "second_user_tries": len(held) + 1,
+        "exchanged": sent,
+        "counts": after,
+    }
+
+
+# HTTP loop ------------------------------------------------------------------------------------
+class HttpLoop(threading.Thread):
+    """GET ``path`` one request after another until ``stop`` is set; every non-200 fails.
+
+    ``log`` keeps (start offset, seconds, error or None) per request, offsets from ``t0``.
+    """
+
+    def __init__(self, site: ChatSite, path: str, t0: float) -> None:
+        super().__init__(daemon=True)
+        self.site, self.path, self.t0 = site, path, t0
+        self.stop = threading.Event()
+        self.log: list[tuple[float, float, str | None]] = []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            start = time.monotonic()
+            error = None
+            try:
+                status = self.site.request("GET", self.path).status
+                if status != 200:
+                    error = f"HTTP {status}"
+            except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            self.log.append((start - self.t0, time.monotonic() - start, error))
+
+    def summary(self, since: float = float("-inf")) -> dict[str, Any]:
+        """Counts of the requests started at or after offset ``since``."""
+        rows = [row for row in self.log if row[0] >= since]
+        failed = [row for row in rows if row[2]]
+        errors: dict[str, int] = {}
+        for row in failed:
+            errors[row[2]] = errors.get(row[2], 0) + 1  # type: ignore[index]
+        return {
+            "sent": len(rows),
+            "failed": len(failed),
+            "slowest": round(max((row[1] for row in rows), default=0.0), 3),
+            "last_failure_at": round(max((r[0] + r[1] for r in failed), default=0.0), 3),
+            "errors": errors,
+        }
+
+
+# rolling --------------------------------------------------------------------------------------
+class Reader:
+    """A user in the room who reconnects whenever the server closes and catches up by id."""
+
+    def __init__(self, site: ChatSite, room: str, name: str) -> None:
+        self.site, self.room, self.name = site, room, name
+        self.ids: set[int] = set()
+        self.closes: list[int] = []
+        self.reconnect_failures = 0
+        self.reconnect_errors: dict[str, int] = {}
+        self.errors: dict[str, int] = {}
+        self.connected = asyncio.Event()
+
+    async def connect(self, budget: float) -> ClientConnection:
+        """Connect, retrying every 0.2 s for ``budget`` s, and ask for what was missed."""
+        deadline = time.monotonic() + budget
+        while True:
+            try:
+                ws = await self.site.websocket(self.room)
+            except CONNECT_ERRORS as exc:
+                self.reconnect_failures += 1
+                key = f"{type(exc).__name__}: {exc}"[:120]
+                self.reconnect_errors[key] = self.reconnect_errors.get(key, 0) + 1
+                if time.monotonic() > deadline:
+                    raise ChatClientError(
+                        f"{self.name}: no reconnection within {budget} s"
+                    ) from exc
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                await ws.send(
+                    json.dumps({"type": "chat.catchup", "after": max(self.ids, default=0)})
+                )
+                return ws
+            except ConnectionClosed as exc:
+                self.closes.append(close_code(exc))
+
+    async def run(self, stop: asyncio.Event, budget: float) -> None:
+        """Read until ``stop``; on every close record its code and connect again."""
+        while not stop.is_set():
+            ws = await self.connect(budget)
+            self.connected.set()
+            try:
+                while not stop.is_set():
+                    try:
+                        async with asyncio.timeout(0.5):
+                            frame = json.loads(await ws.recv())
+                    except TimeoutError:
+                        continue
+                    if frame.get("type") == "chat.message":
+                        self.ids.add(frame["id"])
+                    elif frame.get("code") == "catchup_truncated":
+                        after = max(self.ids, default=0)
+                        await ws.send(json.dumps({"type": "chat.catchup", "after": after}))
+                    else:
+                        key = str(frame.get("code", frame.get("type")))
+                        self.errors[key] = self.errors.get(key, 0) + 1
+                await ws.close()
+            except ConnectionClosed as exc:
+                self.closes.append(close_code(exc))
+
+
+class Sender(Reader):
+    """A reader that also posts a numbered message every ``interval`` s until ``stop``.
+
+    A message counts as sent once the server's broadcast of it came back, or a catch-up after a
+    reconnection shows it stored; otherwise it is sent again. ``texts`` maps each text to its id.
+    """
+
+    def __init__(self, site: ChatSite, room: str, interval: float) -> None:
+        super().__init__(site, room, "sender")
+        self.interval = interval
+        self.texts: dict[str, int] = {}
+        self.resent = 0
+        self.tag = secrets.token_hex(4)
+
+    async def confirm(self, ws: ClientConnection, text: str, timeout: float) -> int | None:
+        """Read until ``text`` comes back (its id), an error frame or ``timeout`` (None)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame.get("type") == "chat.message":
+                        self.ids.add(frame["id"])
+                        self.texts.setdefault(frame["text"], frame["id"])
+                        if frame["text"] == text:
+                            return frame["id"]
+                    elif frame.get("code") == "catchup_truncated":
+                        after = max(self.ids, default=0)
+                        await ws.send(json.dumps({"type": "chat.catchup", "after": after}))
+                    elif frame.get("type") == "error":
+                        key = str(frame.get("code"))
+                        self.errors[key] = self.errors.get(key, 0) + 1
+                        return None
+        except TimeoutError:
+            return None
+
+    async def run(self, stop: asyncio.Event, budget: float) -> None:  # noqa: D102
+        ws = await self.connect(budget)
+        self.connected.set()
+        number = 0
+        while not stop.is_set():
+            number += 1
+            text = f"deploy {self.tag} #{number}"
+            while text not in self.texts:
+                try:
+                    await ws.send(json.dumps({"type": "chat.message", "text": text}))
+                    if await self.confirm(ws, text, self.site.timeout) is None:
+                        self.resent += 1
+                except ConnectionClosed as exc:
+                    self.closes.append(close_code(exc))
+                    ws = await self.connect(budget)
+                    # The catch-up may show the text stored after all.
+                    if await self.confirm(ws, text, 2.0) is None and text not in self.texts:
+                        self.resent += 1
+            await asyncio.sleep(self.interval)
+        await ws.close()
+
+
+async def rolling(args: argparse.Namespace) -> dict[str, Any]:
+    """Readers, a sender and an HTTP loop across whatever happens until the stop file exists."""
+    sites = new_users(args, args.clients + 1, "rolling")
+    room = f"rolling-{secrets.token_hex(4)}"
+    t0 = time.monotonic()
+    http_loop = HttpLoop(sites[0], "/healthz", t0)
+    readers = [Reader(site, room, f"reader-{n}") for n, site in enumerate(sites[1:])]
+    sender = Sender(sites[0], room, args.interval)
+    stop_readers, stop_sender = asyncio.Event(), asyncio.Event()
+    budget = args.reconnect_budget
+    tasks = [asyncio.create_task(r.run(stop_readers, budget)) for r in readers]
+    async with asyncio.timeout(args.timeout * 3):
+        await asyncio.gather(*(r.connected.wait() for r in readers))
+    sender_task = asyncio.create_task(sender.run(stop_sender, budget))
+    http_loop.start()
+    Path(args.ready_file).write_text("ready\n")
+    started = time.monotonic()
+    while not os.path.exists(args.stop_file):
+        if time.monotonic() - started > args.max_seconds:
+            raise ChatClientError(f"no stop file {args.stop_file} within {args.max_seconds} s")
+        for task in [*tasks, sender_task]:
+            if task.done():
+                task.result()  # a client that gave up raises here
+        await asyncio.sleep(0.2)
+    ran = time.monotonic() - started
+    # The sender stops first; the readers get a few seconds for the last live messages.
+    stop_sender.set()
+    await sender_task
+    await asyncio.sleep(args.settle)
+    stop_readers.set()
+    await asyncio.gather(*tasks)
+    http_loop.stop.set()
+    http_loop.join()
+    sent_ids = set(sender.texts.values())
+    clients = []
+    for r in readers:
+        missing = sorted(sent_ids - r.ids)
+        clients.append(
+            {
+                "name": r.name,
+                "closes": r.closes,
+                "reconnect_failures": r.reconnect_failures,
+                "reconnect_errors": r.reconnect_errors,
+                "errors": r.errors,
+                "missing": missing[:10],
+                "missing_count": len(missing),
+            }
+        )
+    return {
+        "seconds": round(ran, 1),
+        "requests": http_loop.summary(),
+        "clients": len(readers),
+        "messages": len(sent_ids),
+        "resent": sender.resent,
+        "sender": {"closes": sender.closes, "errors": sender.errors},
+        "readers": clients,
+    }
+
+
+# failover -------------------------------------------------------------------------------------
+async def ws_loop(
+    site: ChatSite, room: str, t0: float, stop: asyncio.Event, log: list[tuple[float, float, Any]]
+) -> None:
+    """Open a WebSocket, send a message, wait for its broadcast, close; again until ``stop``."""
+    while not stop.is_set():
+        start = time.monotonic()
+        error = None
+        text = f"failover {secrets.token_hex(4)}"
+        try:
+            ws = await site.websocket(room)
+            try:
+                await ws.send(json.dumps({"type": "chat.message", "text": text}))
+                while (await next_chat_message(ws, site.timeout))["text"] != text:
+                    pass
+            finally:
+                await ws.close()
+        except CONNECT_ERRORS as exc:
+            error = f"{type(exc).__name__}: {exc}"[:160]
+        log.append((start - t0, time.monotonic() - start, error))
+        await asyncio.sleep(0.1)
+
+
+async def failover(args: argparse.Namespace, where: dict[str, str]) -> dict[str, Any]:
+    """Requests and new WebSockets across the stop of one app host's servers."""
+    (site,) = new_users(args, 1, "failover")
+    room = f"failover-{secrets.token_hex(4)}"
+    t0 = time.monotonic()
+    http_loop = HttpLoop(
+        ChatSite(args.url, args.connect_to, args.cafile, args.timeout), "/healthz", t0
+    )
+    ws_log: list[tuple[float, float, Any]] = []
+    stop = asyncio.Event()
+    http_loop.start()
+    ws_task = asyncio.create_task(ws_loop(site, room, t0, stop, ws_log))
+    await asyncio.sleep(args.warmup)
+    stop_began = time.monotonic() - t0
+    await asyncio.to_thread(run_restart, args.stop_cmd)
+    stop_ended = time.monotonic() - t0
+    await asyncio.sleep(args.seconds)
+    stop.set()
+    await ws_task
+    http_loop.stop.set()
+    http_loop.join()
+    ws_after = [row for row in ws_log if row[0] >= stop_began]
+    ws_failed = [row for row in ws_after if row[2]]
+    ws_errors: dict[str, int] = {}
+    for row in ws_failed:
+        ws_errors[row[2]] = ws_errors.get(row[2], 0) + 1
+    # Where new WebSockets go now: hold some open and count them per host.
+    before = where_counts(where)
+    held = [await site.websocket(room) for _ in range(args.hold)]
+    after = where_counts(where)
+    for ws in held:
+        await ws.close()
+    http_after = http_loop.summary(since=stop_began)
+    return {
+        "stop_seconds": round(stop_ended - stop_began, 3),
+        "window": args.seconds,
+        "http_before": http_loop.summary()["sent"] - http_after["sent"],
+        "http": {
+            **http_after,
+            "last_failure_at": round(max(0.0, http_after["last_failure_at"] - stop_began), 3),
+        },
+        "websockets": {
+            "opened": len(ws_after),
+            "failed": len(ws_failed),
+            "slowest": round(max((row[1] for row in ws_after), default=0.0), 3),
+            "last_failure_at": round(
+                max((r[0] + r[1] - stop_began for r in ws_failed), default=0.0), 3
+            ),
+            "errors": ws_errors,
+        },
+        "held": args.hold,
+        "held_on": {name: after[name] - before[name] for name in after},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line (see the module docstring); 0 when the command ran to its end."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    commands = {name: sub.add_parser(name) for name in ("pair", "rolling", "failover")}
+    for command in commands.values():
+        command.add_argument("url", help="public URL, https://name[:port]")
+        command.add_argument("--connect-to", help="address to connect to instead of the name's")
+        command.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
+        command.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
+    for name in ("pair", "failover"):
+        commands[name].add_argument(
+            "--where", action="append", default=[], metavar="NAME=CMD", required=True
+        )
+    commands["pair"].add_argument("--max-tries", type=int, default=4)
+    roll = commands["rolling"]
+    roll.add_argument("--clients", type=int, default=6)
+    roll.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
+    roll.add_argument("--ready-file", required=True)
+    roll.add_argument("--stop-file", required=True)
+    roll.add_argument("--max-seconds", type=float, default=600.0)
+    roll.add_argument("--settle", type=float, default=3.0, help="seconds for the last messages")
+    roll.add_argument("--reconnect-budget", type=float, default=60.0)
+    fail = commands["failover"]
+    fail.add_argument("--stop-cmd", required=True)
+    fail.add_argument("--warmup", type=float, default=3.0)
+    fail.add_argument("--seconds", type=float, default=20.0)
+    fail.add_argument("--hold", type=int, default=4)
+    args = parser.parse_args(argv)
+    where = dict(item.split("=", 1) for item in getattr(args, "where", []))
+    try:
+        if args.command == "pair":
+            result = asyncio.run(pair(args, where))
+        elif args.command == "rolling":
+            result = asyncio.run(rolling(args))
+        else:
+            result = asyncio.run(failover(args, where))
+    except (ChatClientError, OSError, ssl.SSLError, TimeoutError, ConnectionClosed) as exc:
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
