@@ -152,11 +152,12 @@ class HttpLoop(threading.Thread):
     """GET ``path`` one request after another until ``stop`` is set; every non-200 fails.
 
     ``log`` keeps (start offset, seconds, error or None) per request, offsets from ``t0``.
+    ``pause`` s between requests leave the little CPU of the test bed to what is measured.
     """
 
-    def __init__(self, site: ChatSite, path: str, t0: float) -> None:
+    def __init__(self, site: ChatSite, path: str, t0: float, pause: float = 0.02) -> None:
         super().__init__(daemon=True)
-        self.site, self.path, self.t0 = site, path, t0
+        self.site, self.path, self.t0, self.pause = site, path, t0, pause
         self.stop = threading.Event()
         self.log: list[tuple[float, float, str | None]] = []
 
@@ -171,6 +172,7 @@ class HttpLoop(threading.Thread):
             except (OSError, ssl.SSLError, http.client.HTTPException) as exc:
                 error = f"{type(exc).__name__}: {exc}"
             self.log.append((start - self.t0, time.monotonic() - start, error))
+            self.stop.wait(self.pause)
 
     def summary(self, since: float = float("-inf")) -> dict[str, Any]:
         """Counts of the requests started at or after offset ``since``."""
