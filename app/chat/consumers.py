@@ -14,6 +14,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from redis.exceptions import RedisError
@@ -21,6 +22,7 @@ from redis.exceptions import RedisError
 from chat.models import MAX_TEXT_LENGTH, Message
 from chat.ratelimit import TokenBucket
 from chat.rooms import group_name, is_valid_room_name
+from chat.servers import server_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -105,16 +107,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     """One client's connection to one room.
 
     On connect: unauthenticated users are closed with 4401, invalid room names
-    with 4400; otherwise the connection joins the room's group. Frames from the
+    with 4400; otherwise the connection joins the room's group and the group of
+    this server (``CHAT_SERVER_ID``, see chat/servers.py). Frames from the
     client are ``chat.message`` (store, then broadcast to the room) and
-    ``chat.catchup`` (replay stored messages the client missed).
+    ``chat.catchup`` (replay stored messages the client missed). A
+    ``chat.server_close`` event to the server's group closes the connection with
+    the code it carries (1012 before a restart).
     """
 
     room_name: str | None = None
     group: str | None = None
+    server_group: str | None = None
 
     async def connect(self) -> None:
-        """Check the user and the room, join the room's group, accept."""
+        """Check the user and the room, join the room's and the server's groups, accept."""
         self.bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -129,17 +135,20 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         self.room_name = room_name
         self.group = group_name(room_name)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        self.server_group = server_group_name(settings.CHAT_SERVER_ID)
+        await self.channel_layer.group_add(self.server_group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        """Leave the room's group, if the connection had joined one."""
-        if self.group is None:
-            return
-        try:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-        except (RedisError, OSError):
-            # The layer forgets the subscription with the connection anyway.
-            logger.warning("Could not leave group %s", self.group, exc_info=True)
+        """Leave the room's and the server's groups, if the connection had joined them."""
+        for group in (self.group, self.server_group):
+            if group is None:
+                continue
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except (RedisError, OSError):
+                # The layer forgets the subscription with the connection anyway.
+                logger.warning("Could not leave group %s", group, exc_info=True)
 
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any
@@ -236,6 +245,16 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.chat_message(message)
         else:
             await super().dispatch(message)
+
+    async def chat_server_close(self, event: dict[str, Any]) -> None:
+        """Close the connection as the server's group was told to (``close_websockets``).
+
+        The client sees the event's code (1012: the server restarts, reconnect at
+        once) and catches up on its next connection; leaving the groups follows in
+        :meth:`disconnect`.
+        """
+        logger.debug("Closing a connection of room %s with %s", self.room_name, event["code"])
+        await self.close(code=event["code"], reason=event.get("reason") or None)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """Forward a message broadcast to the room's group to this client."""

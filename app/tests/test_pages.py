@@ -1,5 +1,6 @@
 """The index and room pages."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -80,6 +81,17 @@ def test_room_page_serves_its_script_and_config_without_external_assets(alice_cl
     assert '<script id="chat-config" type="application/json">' in page
     assert "/static/chat/room.js" in page
     assert "https://" not in page and "//cdn" not in page
+
+
+def test_room_page_gives_its_script_the_close_codes(alice_client):
+    page = alice_client.get("/chat/lobby/").content.decode()
+    start = page.index('<script id="chat-config" type="application/json">')
+    config = json.loads(page[page.index(">", start) + 1 : page.index("</script>", start)])
+    assert config["closeCodes"] == {
+        "unauthenticated": 4401,
+        "invalidRoom": 4400,
+        "serviceRestart": 1012,
+    }
 
 
 @pytest.mark.parametrize(

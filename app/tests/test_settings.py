@@ -3,6 +3,7 @@
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ APP_VARIABLES = {
     "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_PRELOAD",
     "LOG_LEVEL",
+    "CHAT_SERVER_ID",
 }
 
 
@@ -121,6 +123,7 @@ def production_settings(env: dict[str, str]) -> dict:
             "cookies_secure": [s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE],
             "ssl_redirect": s.SECURE_SSL_REDIRECT,
             "debug": s.DEBUG,
+            "server_id": s.CHAT_SERVER_ID,
         }))
     """
     result = subprocess.run(
@@ -134,6 +137,14 @@ def production_settings(env: dict[str, str]) -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, socket.gethostname()), ("  ", socket.gethostname()), ("app-2", "app-2")],
+)
+def test_server_id_defaults_to_the_host_name(value, expected):
+    assert production_settings(production_env(CHAT_SERVER_ID=value))["server_id"] == expected
 
 
 def test_production_settings_read_the_environment():

@@ -6,6 +6,7 @@ decide which variables are required and what the safe defaults are. The full
 list of variables is in app/README.md.
 """
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,7 @@ LOGGING = {
 
 # Redis URL of the channel layer, also pinged by /healthz. None: in-memory layer.
 REDIS_URL: str | None = None
+
+# Name of this server among those sharing the channel layer: its chat connections join
+# a group named from it, which `manage.py close_websockets` closes before a restart.
+CHAT_SERVER_ID = env.str("CHAT_SERVER_ID", default="").strip() or socket.gethostname()

@@ -19,6 +19,11 @@
   // cut off by the same restart do not all come back at the same moment.
   const MIN_DELAY_MS = 500;
   const MAX_DELAY_MS = 30000;
+  // After a 1012 (service restart) the server asked us to go elsewhere: come
+  // back at once, spread over this much time so that the clients of one server
+  // do not all land on the others in the same instant, and start the backoff
+  // afresh in case the next attempt fails.
+  const RESTART_JITTER_MS = 1000;
   // Pause between catch-up pages, to stay under the server's rate limit.
   const CATCHUP_PAGE_DELAY_MS = 250;
 
@@ -120,6 +125,12 @@
     retryTimer = setTimeout(connect, delay);
   }
 
+  function reconnectAfterRestart() {
+    attempt = 0;
+    setState("waiting", "The server is restarting. Reconnecting…");
+    retryTimer = setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+  }
+
   function connect() {
     retryTimer = null;
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
@@ -153,6 +164,8 @@
         showSignedOut();
       } else if (event.code === config.closeCodes.invalidRoom) {
         setState("closed", "This room name is not valid.");
+      } else if (event.code === config.closeCodes.serviceRestart) {
+        reconnectAfterRestart();
       } else {
         scheduleReconnect();
       }
