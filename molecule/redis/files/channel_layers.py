@@ -7,7 +7,9 @@ channels must receive the message; then it sends straight to the second channel.
 This runs the Redis commands (and, for ``core``, the Lua scripts) the app runs.
 
 Environment: REDIS_USER, REDIS_PASSWORD, REDIS_HOST (default 127.0.0.1),
-REDIS_PORT (default 6379). The password never appears in the output.
+REDIS_PORT (default 6379), REDIS_TLS_CA (optional: rediss:// verified against
+this CA file, passed in the URL as the app does). The password never appears in
+the output.
 
 Exit status 0 when every message arrived; otherwise the exception (e.g. redis'
 NoPermissionError naming the refused command) ends the script with status 1.
@@ -28,11 +30,14 @@ LAYERS = {"pubsub": RedisPubSubChannelLayer, "core": RedisChannelLayer}
 
 
 def redis_url() -> str:
-    """Return the redis:// URL with the user and password percent-encoded."""
+    """Return the redis:// or rediss:// URL with the user and password percent-encoded."""
     user = quote(os.environ["REDIS_USER"], safe="")
     password = quote(os.environ["REDIS_PASSWORD"], safe="")
     host = os.environ.get("REDIS_HOST", "127.0.0.1")
     port = os.environ.get("REDIS_PORT", "6379")
+    cafile = os.environ.get("REDIS_TLS_CA", "")
+    if cafile:
+        return f"rediss://{user}:{password}@{host}:{port}/0?ssl_ca_certs={quote(cafile)}"
     return f"redis://{user}:{password}@{host}:{port}/0"
 
 
@@ -86,7 +91,10 @@ async def exercise(name: str) -> None:
                 await layer.close_pools()
             else:
                 await layer.flush()
-    print(f"{name}: group message reached both channels, direct message reached its channel")
+    print(
+        f"{name} ({url.split(':', 1)[0]}): group message reached both channels,"
+        " direct message reached its channel"
+    )
 
 
 async def main() -> None:
