@@ -404,6 +404,7 @@ async def failover(args: argparse.Namespace, where: dict[str, str]) -> dict[str,
     http_loop.start()
     ws_task = asyncio.create_task(ws_loop(site, room, t0, stop, ws_log))
     await asyncio.sleep(args.warmup)
+    stop_wall = time.time()
     stop_began = time.monotonic() - t0
     await asyncio.to_thread(run_restart, args.stop_cmd)
     stop_ended = time.monotonic() - t0
@@ -425,6 +426,7 @@ async def failover(args: argparse.Namespace, where: dict[str, str]) -> dict[str,
         await ws.close()
     http_after = http_loop.summary(since=stop_began)
     return {
+        "stop_wall": round(stop_wall, 3),
         "stop_seconds": round(stop_ended - stop_began, 3),
         "window": args.seconds,
         "http_before": http_loop.summary()["sent"] - http_after["sent"],
