@@ -6,7 +6,7 @@
 # MOLECULE_JOBS (default 2) scenarios run at once: their containers and
 # networks are named after the scenario, so they never collide, and most of a
 # scenario's time is waiting (systemd, sockets, timeouts), not CPU. With more
-# than one job the `site` scenario (the longest) starts first, and each
+# than one job the longest scenarios (`cluster`, then `site`) start first, and each
 # scenario's log is printed whole when it ends; logs stay in MOLECULE_LOG_DIR
 # (default .ansible/molecule-logs).
 set -uo pipefail
@@ -20,9 +20,12 @@ steps=(create prepare converge idempotence verify cleanup destroy)
 
 scenarios=("$@")
 if [ "$jobs" -gt 1 ]; then
-  ordered=()
-  for s in "$@"; do [ "$s" = site ] && ordered=(site "${ordered[@]}") || ordered+=("$s"); done
-  scenarios=("${ordered[@]}")
+  first=() rest=()
+  for long in cluster site; do
+    for s in "$@"; do [ "$s" = "$long" ] && first+=("$s"); done
+  done
+  for s in "$@"; do [ "$s" = cluster ] || [ "$s" = site ] || rest+=("$s"); done
+  scenarios=("${first[@]}" "${rest[@]}")
 fi
 
 # Copy molecule's output through, and note each step's seconds in $1
