@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from chat.models import MAX_TEXT_LENGTH, Message
 from chat.ratelimit import TokenBucket
 from chat.rooms import group_name, is_valid_room_name
-from chat.servers import server_group_name
+from chat.servers import private_mirror, server_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -251,10 +251,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
 
         The client sees the event's code (1012: the server restarts, reconnect at
         once) and catches up on its next connection; leaving the groups follows in
-        :meth:`disconnect`.
+        :meth:`disconnect`. A server that cannot send a registered code (daphne,
+        whose autobahn sends only 1000 and 3000..4999) closes with its private
+        mirror instead (``servers.private_mirror``: 1012 becomes 4012).
         """
-        logger.debug("Closing a connection of room %s with %s", self.room_name, event["code"])
-        await self.close(code=event["code"], reason=event.get("reason") or None)
+        code = event["code"]
+        reason = event.get("reason") or None
+        logger.debug("Closing a connection of room %s with %s", self.room_name, code)
+        if 1000 < code < 3000:
+            try:
+                await self.close(code=code, reason=reason)
+            except Exception as error:  # autobahn raises a bare Exception.
+                # daphne (autobahn) sends only 1000 and 3000..4999: the private mirror.
+                logger.debug(
+                    "Server refused close code %s (%s); closing with %s",
+                    code,
+                    error,
+                    private_mirror(code),
+                )
+                await self.close(code=private_mirror(code), reason=reason)
+            return
+        await self.close(code=code, reason=reason)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
         """Forward a message broadcast to the room's group to this client."""

@@ -19,6 +19,25 @@ SERVER_CLOSE_EVENT = "chat.server_close"
 # RFC 6455 close code 1012: the server is restarting; the client may reconnect at once.
 CLOSE_SERVICE_RESTART = 1012
 
+# A server whose WebSocket library sends only 1000 and 3000..4999 (daphne:
+# autobahn's sendClose raises "invalid close code 1012 (must be 1000 or from
+# [3000, 4999])") closes with the registered code's mirror in the private
+# range instead: 4000 + (code - 1000), so 1012 becomes 4012.
+PRIVATE_MIRROR_OFFSET = 3000
+
+
+def private_mirror(code: int) -> int:
+    """Return the private-range stand-in (4000..4999) of a registered close code.
+
+    Args:
+        code: a close code from 1001 to 1999.
+
+    Returns:
+        ``code + 3000`` (1012 gives 4012).
+    """
+    return code + PRIVATE_MIRROR_OFFSET
+
+
 _GROUP_PREFIX = "chat.server."
 # Channel layers accept group names shorter than 100 characters.
 _GROUP_NAME_LIMIT = 99

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from chat.consumers import CLOSE_INVALID_ROOM, CLOSE_UNAUTHENTICATED
 from chat.forms import RoomForm
 from chat.models import Message, Room
-from chat.servers import CLOSE_SERVICE_RESTART
+from chat.servers import CLOSE_SERVICE_RESTART, private_mirror
 
 # Rooms listed on the index, most recently active first.
 INDEX_ROOMS = 100
@@ -45,6 +45,7 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
             "unauthenticated": CLOSE_UNAUTHENTICATED,
             "invalidRoom": CLOSE_INVALID_ROOM,
             "serviceRestart": CLOSE_SERVICE_RESTART,
+            "serviceRestartPrivate": private_mirror(CLOSE_SERVICE_RESTART),
         },
     }
     return render(

@@ -91,6 +91,7 @@ def test_room_page_gives_its_script_the_close_codes(alice_client):
         "unauthenticated": 4401,
         "invalidRoom": 4400,
         "serviceRestart": 1012,
+        "serviceRestartPrivate": 4012,
     }
 
 

@@ -130,3 +130,30 @@ async def test_a_server_without_connections_is_not_an_error():
 async def test_invalid_options_fail_with_a_message(args, message):
     with pytest.raises(CommandError, match=message):
         await close_websockets(*args)
+
+
+class AutobahnLikeConsumer:
+    """Stands in for daphne's protocol: refuses close codes outside 1000 and 3000..4999.
+
+    The check is autobahn's ``sendClose``, which daphne calls for every close.
+    """
+
+    def __init__(self) -> None:
+        self.sent: list[int] = []
+        self.room_name = "lobby"
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code is not None and code != 1000 and not 3000 <= code <= 4999:
+            raise Exception(f"invalid close code {code} (must be 1000 or from [3000, 4999])")
+        self.sent.append(code)
+
+
+@pytest.mark.parametrize(
+    ("code", "sent"), [(1012, [4012]), (1001, [4001]), (1000, [1000]), (4321, [4321])]
+)
+async def test_a_server_that_refuses_registered_codes_closes_with_the_private_mirror(code, sent):
+    from chat.consumers import ChatConsumer
+
+    fake = AutobahnLikeConsumer()
+    await ChatConsumer.chat_server_close(fake, {"code": code, "reason": "service restart"})
+    assert fake.sent == sent

@@ -19,7 +19,8 @@
   // cut off by the same restart do not all come back at the same moment.
   const MIN_DELAY_MS = 500;
   const MAX_DELAY_MS = 30000;
-  // After a 1012 (service restart) the server asked us to go elsewhere: come
+  // After a 1012 (service restart; 4012 from daphne, which cannot send 1012)
+  // the server asked us to go elsewhere: come
   // back at once, spread over this much time so that the clients of one server
   // do not all land on the others in the same instant, and start the backoff
   // afresh in case the next attempt fails.
@@ -164,7 +165,10 @@
         showSignedOut();
       } else if (event.code === config.closeCodes.invalidRoom) {
         setState("closed", "This room name is not valid.");
-      } else if (event.code === config.closeCodes.serviceRestart) {
+      } else if (
+        event.code === config.closeCodes.serviceRestart ||
+        event.code === config.closeCodes.serviceRestartPrivate
+      ) {
         reconnectAfterRestart();
       } else {
         scheduleReconnect();
