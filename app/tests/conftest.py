@@ -75,3 +75,19 @@ def make_user(django_user_model: type[AbstractBaseUser]) -> Callable[[str], Abst
         return django_user_model.objects.create_user(username=username, password=PASSWORD)
 
     return make
+
+
+@pytest.fixture
+def alice_cookie(make_user) -> str:
+    """Session cookie of a new user ``alice``, for WebSocket tests."""
+    from tests.helpers import session_cookie
+
+    return session_cookie(make_user("alice"))
+
+
+@pytest.fixture
+def bob_cookie(make_user) -> str:
+    """Session cookie of a new user ``bob``, for WebSocket tests."""
+    from tests.helpers import session_cookie
+
+    return session_cookie(make_user("bob"))

@@ -13,19 +13,9 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from chat.servers import CLOSE_SERVICE_RESTART, MAX_REASON_BYTES
-from tests.helpers import TIMEOUT, communicator, session_cookie
+from tests.helpers import TIMEOUT, communicator
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def alice_cookie(make_user) -> str:
-    return session_cookie(make_user("alice"))
-
-
-@pytest.fixture
-def bob_cookie(make_user) -> str:
-    return session_cookie(make_user("bob"))
 
 
 async def join_on(server_id: str, room: str, cookie: str) -> WebsocketCommunicator:

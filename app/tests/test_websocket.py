@@ -12,19 +12,9 @@ from django.utils.html import escape
 
 from chat.consumers import CATCHUP_LIMIT, CLOSE_INVALID_ROOM, CLOSE_UNAUTHENTICATED
 from chat.models import Message, Room
-from tests.helpers import TIMEOUT, communicator, session_cookie
+from tests.helpers import TIMEOUT, communicator
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def alice_cookie(make_user) -> str:
-    return session_cookie(make_user("alice"))
-
-
-@pytest.fixture
-def bob_cookie(make_user) -> str:
-    return session_cookie(make_user("bob"))
 
 
 async def join(room: str, cookie: str) -> WebsocketCommunicator:
