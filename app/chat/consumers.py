@@ -12,7 +12,6 @@ Database work runs in a worker thread through ``database_sync_to_async``, so the
 event loop never waits on PostgreSQL.
 """
 
-import asyncio
 import json
 import logging
 from typing import Any
@@ -30,12 +29,7 @@ from chat.models import MAX_TEXT_LENGTH, Message
 from chat.ratelimit import TokenBucket
 from chat.rooms import group_name, is_valid_room_name
 from chat.servers import private_mirror, server_group_name
-from chat.sessions import (
-    RECHECK_DELAY,
-    session_digest,
-    session_is_valid,
-    user_group_name,
-)
+from chat.sessions import session_digest, session_is_valid, user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +195,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
                 self.groups_joined += (group,)
             self.delivered = await newest_message_id(room_name)
         except (RedisError, OSError, DatabaseError) as error:
-            logger.warning("Connection refused for now: could not join room %s: %s", room_name, error)
+            logger.warning(
+                "Connection refused for now: could not join room %s: %s", room_name, error
+            )
             await self.accept()
             await self.close(code=CLOSE_TRY_AGAIN, reason="service unavailable, try again")
             return
@@ -383,25 +379,22 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_user_check(self, event: dict[str, Any]) -> None:
         """Close with 4401 if this connection's session has ended (see chat/sessions.py).
 
-        An event naming this connection's session (a logout) closes it at once; otherwise
-        the session is checked, and a failed check is repeated after RECHECK_DELAY
-        seconds before the connection closes (a password change view updates the
-        changer's session just after saving the user).
+        An event naming this connection's session (a logout) closes it at once: the
+        session still exists while the logout signal runs. Otherwise the session is
+        read again and checked. A password change in this session's own browser also
+        ends it: Django gives that browser a new session key, so its client reconnects.
         """
         if self.room_name is None:
             return
         if event.get("session") == session_digest(self.session_key):
             await self.close(code=CLOSE_UNAUTHENTICATED, reason="logged out")
             return
-        for attempt in (1, 2):
-            try:
-                if await check_session(self.session_key, self.user_id):
-                    return
-            except DatabaseError as error:
-                logger.warning("Could not check a connection's session: %s", error)
+        try:
+            if await check_session(self.session_key, self.user_id):
                 return
-            if attempt == 1:
-                await asyncio.sleep(RECHECK_DELAY)
+        except DatabaseError as error:
+            logger.warning("Could not check a connection's session: %s", error)
+            return
         await self.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
 
     async def send_json(self, content: dict[str, Any], close: bool = False) -> None:

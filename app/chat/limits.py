@@ -90,7 +90,8 @@ if tokens >= 1 then
   tokens = tokens - 1
   taken = 1
 end
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.6f', now))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens),
+  'ts', string.format('%.6f', now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return taken
 """

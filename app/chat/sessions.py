@@ -8,11 +8,11 @@ outlive its session, every chat connection joins the group of its user,
   connections of that session close at once with 4401;
 - a saved user (password changed, ``is_active`` turned off, any other change
   but a login's ``last_login``) and a deleted user: every connection of the
-  user checks its session again, as Django would on the next request (session
-  still there, same user, user active, password hash unchanged) and closes with
-  4401 when it no longer holds. A session that fails the check is checked once
-  more after RECHECK_DELAY seconds first, because a password change view saves
-  the user just before it updates the changer's own session.
+  user reads its session again and checks it as Django would on the next request
+  (session still there, same user, user active, password hash unchanged); it
+  closes with 4401 when that fails. A password change view gives the changer's
+  browser a new session key (``update_session_auth_hash``), so the changer's own
+  connections close too, and their clients reconnect with the new cookie.
 
 Besides, every ``chat.message`` checks the session before the message is stored.
 """
@@ -34,9 +34,6 @@ logger = logging.getLogger(__name__)
 
 # Type of the event a user's group receives; ChatConsumer.chat_user_check handles it.
 USER_CHECK_EVENT = "chat.user_check"
-
-# Seconds between a failed session check and the second one that closes the connection.
-RECHECK_DELAY = 0.4
 
 
 def user_group_name(user_id: object) -> str:
@@ -106,7 +103,9 @@ def notify_user(user_id: object, session_key: str | None = None) -> None:
     try:
         async_to_sync(layer.group_send)(user_group_name(user_id), event)
     except (RedisError, OSError) as error:
-        logger.warning("Could not tell user %s's connections to check their session: %s", user_id, error)
+        logger.warning(
+            "Could not tell user %s's connections to check their session: %s", user_id, error
+        )
 
 
 def on_logged_out(sender: object, request: Any, user: Any, **kwargs: Any) -> None:

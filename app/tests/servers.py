@@ -26,7 +26,9 @@ from pathlib import Path
 START_TIMEOUT = 30.0
 
 # ACL rules of the app's per-user WebSocket limits (chat/limits.py), for either layer.
-CHAT_LIMITS_ACL_RULES = "~chat:* +eval +time +zremrangebyscore +zcard +zadd +zrem +pexpire +hmget +hset"
+CHAT_LIMITS_ACL_RULES = (
+    "~chat:* +eval +time +zremrangebyscore +zcard +zadd +zrem +pexpire +hmget +hset"
+)
 
 # ACL rules of the app's Redis user, per channel layer (see app/README.md).
 REDIS_ACL_RULES = {

@@ -110,6 +110,7 @@ def websocket_origins(allowed_hosts: list[str], scheme: str, port: int | None = 
     suffix = f":{port}" if port else ""
     return [f"{scheme}://{host}{suffix}" for host in allowed_hosts if host != "*"]
 
+
 # Applications -----------------------------------------------------------------
 
 # No "daphne" here: its app config imports twisted and installs its reactor,
