@@ -8,3 +8,20 @@ class ChatConfig(AppConfig):
 
     name = "chat"
     verbose_name = "Chat"
+
+    def ready(self) -> None:
+        """Connect the signals that close a user's WebSockets when the session ends."""
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import post_delete, post_save
+
+        from chat import sessions
+
+        user_model = get_user_model()
+        user_logged_out.connect(sessions.on_logged_out, dispatch_uid="chat.sessions.logged_out")
+        post_save.connect(
+            sessions.on_user_saved, sender=user_model, dispatch_uid="chat.sessions.user_saved"
+        )
+        post_delete.connect(
+            sessions.on_user_deleted, sender=user_model, dispatch_uid="chat.sessions.user_deleted"
+        )

@@ -1,8 +1,13 @@
 """The chat WebSocket consumer, served at ``/ws/chat/<room>/``.
 
 The protocol (frames, error codes, close codes) is described in app/README.md.
-Every frame a client sends costs one token of a per-connection bucket; a frame
-that breaks a rule gets an ``error`` frame back and the connection stays open.
+Every frame a client sends costs one token of the frame budget all sockets of
+its user share (in Redis, chat/limits.py), after one of a per-connection bucket
+of the same size that spares Redis a flood; a frame that breaks a rule gets an
+``error`` frame back and the connection stays open. A user holds at most
+``CHAT_WS_MAX_PER_USER`` sockets (4429 beyond), a connection closes with 4401
+when its session ends (chat/sessions.py), and the process's watcher pushes the
+messages a connection missed (chat/resync.py).
 Database work runs in a worker thread through ``database_sync_to_async``, so the
 event loop never waits on PostgreSQL.
 """
@@ -19,20 +24,23 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from chat import limits, resync
 from chat.models import MAX_TEXT_LENGTH, Message
 from chat.ratelimit import TokenBucket
 from chat.rooms import group_name, is_valid_room_name
 from chat.servers import private_mirror, server_group_name
+from chat.sessions import session_digest, session_is_valid, user_group_name
 
 logger = logging.getLogger(__name__)
 
 # Close codes, sent after accepting the connection so that browsers see them.
 CLOSE_INVALID_ROOM = 4400
 CLOSE_UNAUTHENTICATED = 4401
-
-# Rate limit per connection: a burst of RATE_BURST frames, then RATE_PER_SECOND.
-RATE_BURST = 10
-RATE_PER_SECOND = 5.0
+CLOSE_UNKNOWN_PATH = 4404
+CLOSE_TOO_MANY_SOCKETS = 4429
+# The channel layer failed while the connection joined its groups: try again later.
+# (1011's private mirror, see servers.private_mirror: daphne cannot send 1011.)
+CLOSE_TRY_AGAIN = 4011
 
 # Most messages one chat.catchup replays; more missed ones need another request.
 CATCHUP_LIMIT = 100
@@ -45,10 +53,36 @@ MAX_FRAME_LENGTH = 16 * MAX_TEXT_LENGTH
 MAX_MESSAGE_ID = 2**63 - 1
 
 
+class SessionEnded(Exception):
+    """The connection's session no longer logs its user in."""
+
+
 @database_sync_to_async
-def post_message(room_name: str, author: AbstractBaseUser, text: str) -> dict[str, Any]:
-    """Store a message (see ``Message.post``) and return its ``chat.message`` frame."""
+def post_message(
+    room_name: str, author: AbstractBaseUser, text: str, session_key: str | None
+) -> dict[str, Any]:
+    """Store a message (see ``Message.post``) and return its ``chat.message`` frame.
+
+    Raises:
+        SessionEnded: the session is gone (logout, password change, deactivation).
+        django.db.DatabaseError: the database failed.
+    """
+    if not session_is_valid(session_key, author.pk):
+        raise SessionEnded
     return Message.post(room_name, author, text).as_frame()
+
+
+@database_sync_to_async
+def check_session(session_key: str | None, user_id: object) -> bool:
+    """``sessions.session_is_valid`` in a worker thread."""
+    return session_is_valid(session_key, user_id)
+
+
+@database_sync_to_async
+def newest_message_id(room_name: str) -> int:
+    """Return the id of the newest message of a room, 0 if it has none."""
+    newest = Message.objects.filter(room__name=room_name).order_by("-id").values("id").first()
+    return newest["id"] if newest else 0
 
 
 @database_sync_to_async
@@ -107,21 +141,29 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     """One client's connection to one room.
 
     On connect: unauthenticated users are closed with 4401, invalid room names
-    with 4400; otherwise the connection joins the room's group and the group of
-    this server (``CHAT_SERVER_ID``, see chat/servers.py). Frames from the
-    client are ``chat.message`` (store, then broadcast to the room) and
-    ``chat.catchup`` (replay stored messages the client missed). A
-    ``chat.server_close`` event to the server's group closes the connection with
-    the code it carries (1012 before a restart).
+    with 4400, a user who already holds ``CHAT_WS_MAX_PER_USER`` sockets with
+    4429; otherwise the connection joins the room's group, the group of this
+    server (``CHAT_SERVER_ID``, see chat/servers.py) and its user's group
+    (``chat.user.<id>``, see chat/sessions.py), and the process's watcher
+    (chat/resync.py). Frames from the client are ``chat.message`` (store, then
+    broadcast to the room) and ``chat.catchup`` (replay stored messages the
+    client missed). A ``chat.server_close`` event to the server's group closes
+    the connection with the code it carries (1012 before a restart); a
+    ``chat.user_check`` event closes it with 4401 once its session has ended.
     """
 
     room_name: str | None = None
-    group: str | None = None
-    server_group: str | None = None
+    groups_joined: tuple[str, ...] = ()
+    user_id: object = None
+    session_key: str | None = None
+    # Newest message id this connection has sent its client (or the room's newest at connect).
+    delivered: int = 0
+    watched: bool = False
+    counted: bool = False
 
     async def connect(self) -> None:
-        """Check the user and the room, join the room's and the server's groups, accept."""
-        self.bucket = TokenBucket(RATE_BURST, RATE_PER_SECOND)
+        """Check the user, the room and the user's socket count; join the groups; accept."""
+        self.bucket = TokenBucket(settings.CHAT_WS_RATE_BURST, settings.CHAT_WS_RATE_PER_SECOND)
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()
@@ -132,18 +174,47 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.accept()
             await self.close(code=CLOSE_INVALID_ROOM, reason="invalid room name")
             return
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
+        if not await limits.register_socket(
+            user.pk, self.channel_name, settings.CHAT_WS_MAX_PER_USER
+        ):
+            await self.accept()
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason="too many connections")
+            return
+        self.user_id = user.pk
+        self.counted = True
+        groups = (
+            group_name(room_name),
+            server_group_name(settings.CHAT_SERVER_ID),
+            user_group_name(user.pk),
+        )
+        try:
+            for group in groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined += (group,)
+            self.delivered = await newest_message_id(room_name)
+        except (RedisError, OSError, DatabaseError) as error:
+            logger.warning(
+                "Connection refused for now: could not join room %s: %s", room_name, error
+            )
+            await self.accept()
+            await self.close(code=CLOSE_TRY_AGAIN, reason="service unavailable, try again")
+            return
         self.room_name = room_name
-        self.group = group_name(room_name)
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        self.server_group = server_group_name(settings.CHAT_SERVER_ID)
-        await self.channel_layer.group_add(self.server_group, self.channel_name)
         await self.accept()
+        resync.watcher().add(self)
+        self.watched = True
 
     async def disconnect(self, code: int) -> None:
-        """Leave the room's and the server's groups, if the connection had joined them."""
-        for group in (self.group, self.server_group):
-            if group is None:
-                continue
+        """Leave the watcher, the socket count and the groups the connection had joined."""
+        if self.watched:
+            resync.watcher().discard(self)
+            self.watched = False
+        if self.counted:
+            self.counted = False
+            await limits.unregister_socket(self.user_id, self.channel_name)
+        for group in self.groups_joined:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
             except (RedisError, OSError):
@@ -156,11 +227,11 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         """Rate limit, then parse one frame; answer an error frame instead of raising."""
         if self.room_name is None:
             return  # Closing: a refused connection has no room.
-        if not self.bucket.take():
+        if not await self.take_token():
             await self.send_error(
                 "rate_limited",
-                f"Too many frames: at most {RATE_BURST} at once, then "
-                f"{RATE_PER_SECOND:g} per second.",
+                f"Too many frames: at most {settings.CHAT_WS_RATE_BURST} at once, then "
+                f"{settings.CHAT_WS_RATE_PER_SECOND:g} per second, over all your connections.",
             )
             return
         if text_data is None:
@@ -181,6 +252,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.receive_json(content, **kwargs)
 
+    async def take_token(self) -> bool:
+        """Take one token of this connection's bucket, then one of the user's shared budget.
+
+        The local bucket (same size) is checked first, so a flood on one socket costs
+        Redis nothing; without Redis, the local bucket alone decides.
+        """
+        if not self.bucket.take():
+            return False
+        shared = await limits.take_frame_token(
+            self.user_id, settings.CHAT_WS_RATE_BURST, settings.CHAT_WS_RATE_PER_SECOND
+        )
+        return shared is not False
+
     async def receive_json(self, content: dict[str, Any], **kwargs: Any) -> None:
         """Dispatch a parsed frame on its ``type``."""
         kind = content.get("type")
@@ -197,20 +281,27 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def post(self, text: str) -> None:
         """Store and broadcast one message from this client (text already cleaned)."""
         try:
-            frame = await post_message(self.room_name, self.scope["user"], text)
+            frame = await post_message(self.room_name, self.scope["user"], text, self.session_key)
+        except SessionEnded:
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
+            return
         except DatabaseError:
             logger.exception("Could not store a message in room %s", self.room_name)
             await self.send_error("server_error", "The message could not be stored; try again.")
             return
-        try:
-            await self.channel_layer.group_send(self.group, frame)
-        except (RedisError, OSError, ChannelFull):
-            logger.exception("Could not broadcast message %s", frame["id"])
-            # Stored, so clients get it on their next catch-up; this one gets it now.
-            await self.send_json(frame)
-            await self.send_error(
-                "server_error", "The message was stored but not delivered live to others."
-            )
+        room_group = self.groups_joined[0]
+        for attempt in (1, 2):
+            try:
+                await self.channel_layer.group_send(room_group, frame)
+                return
+            except (RedisError, OSError, ChannelFull) as error:
+                # After a Redis restart the first publish meets the dead pooled connection
+                # (channels-redis 4.3 does not retry it); a second attempt gets a new one.
+                if attempt == 2:
+                    logger.warning("Could not broadcast message %s: %s", frame["id"], error)
+        # Stored: the watchers of every process push it to the room's other connections
+        # (chat/resync.py); this one gets it now.
+        await self.send_json(frame)
 
     async def catch_up(self, after: int) -> None:
         """Replay up to CATCHUP_LIMIT stored messages with an id above ``after``.
@@ -278,6 +369,39 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             {key: event[key] for key in ("type", "id", "author", "text", "sent_at")}
         )
+
+    async def push_missed(self, frames: list[dict[str, Any]]) -> None:
+        """Send the frames (oldest first) this client has not had; the watcher calls it."""
+        for frame in frames:
+            if frame["id"] > self.delivered and self.room_name is not None:
+                await self.send_json(frame)
+
+    async def chat_user_check(self, event: dict[str, Any]) -> None:
+        """Close with 4401 if this connection's session has ended (see chat/sessions.py).
+
+        An event naming this connection's session (a logout) closes it at once: the
+        session still exists while the logout signal runs. Otherwise the session is
+        read again and checked. A password change in this session's own browser also
+        ends it: Django gives that browser a new session key, so its client reconnects.
+        """
+        if self.room_name is None:
+            return
+        if event.get("session") == session_digest(self.session_key):
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="logged out")
+            return
+        try:
+            if await check_session(self.session_key, self.user_id):
+                return
+        except DatabaseError as error:
+            logger.warning("Could not check a connection's session: %s", error)
+            return
+        await self.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
+
+    async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
+        """Send a frame; a ``chat.message`` one also moves ``delivered`` on."""
+        if content.get("type") == "chat.message":
+            self.delivered = max(self.delivered, content["id"])
+        await super().send_json(content, close=close)
 
     async def send_error(self, code: str, message: str) -> None:
         """Send an ``error`` frame; the connection stays open."""

@@ -6,7 +6,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_safe
 
-from chat.consumers import CLOSE_INVALID_ROOM, CLOSE_UNAUTHENTICATED
+from chat.consumers import CLOSE_INVALID_ROOM, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
 from chat.forms import RoomForm
 from chat.models import Message, Room
 from chat.servers import CLOSE_SERVICE_RESTART, private_mirror
@@ -44,6 +44,7 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
         "closeCodes": {
             "unauthenticated": CLOSE_UNAUTHENTICATED,
             "invalidRoom": CLOSE_INVALID_ROOM,
+            "tooManySockets": CLOSE_TOO_MANY_SOCKETS,
             "serviceRestart": CLOSE_SERVICE_RESTART,
             "serviceRestartPrivate": private_mirror(CLOSE_SERVICE_RESTART),
         },

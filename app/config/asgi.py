@@ -1,7 +1,8 @@
 """ASGI entry point for daphne: ``config.asgi:application``.
 
 Routes WebSockets under /ws/ to the chat consumer, behind the origin check
-(Origin must match ALLOWED_HOSTS) and the session authentication middleware;
+(Origin must equal one of CHAT_ALLOWED_ORIGINS: scheme, host and port) and the
+session authentication middleware; other WebSocket paths are closed with 4404;
 plain HTTP goes to Django, so daphne alone can also serve the whole site.
 Uses the production settings unless ``DJANGO_SETTINGS_MODULE`` says otherwise.
 """
@@ -17,15 +18,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
+from channels.security.websocket import OriginValidator
+from django.conf import settings
 
 from chat.routing import websocket_urlpatterns
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": OriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns)), settings.CHAT_ALLOWED_ORIGINS
         ),
     }
 )

@@ -25,6 +25,11 @@ from pathlib import Path
 # Seconds to wait for a server to accept connections.
 START_TIMEOUT = 30.0
 
+# ACL rules of the app's per-user WebSocket limits (chat/limits.py), for either layer.
+CHAT_LIMITS_ACL_RULES = (
+    "~chat:* +eval +time +zremrangebyscore +zcard +zadd +zrem +pexpire +hmget +hset"
+)
+
 # ACL rules of the app's Redis user, per channel layer (see app/README.md).
 REDIS_ACL_RULES = {
     # RedisPubSubChannelLayer: publish/subscribe on channels named asgi*, no keys.
@@ -218,7 +223,8 @@ class RedisServer:
             f"dir {self.base}\n"
             f"logfile {self.base / 'redis.log'}\n"
             "user default off\n"
-            f"user {self.username} on >{self.password} {REDIS_ACL_RULES[layer]}\n"
+            f"user {self.username} on >{self.password} {REDIS_ACL_RULES[layer]} "
+            f"{CHAT_LIMITS_ACL_RULES}\n"
         )
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -90,6 +90,7 @@ def test_room_page_gives_its_script_the_close_codes(alice_client):
     assert config["closeCodes"] == {
         "unauthenticated": 4401,
         "invalidRoom": 4400,
+        "tooManySockets": 4429,
         "serviceRestart": 1012,
         "serviceRestartPrivate": 4012,
     }

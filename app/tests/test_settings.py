@@ -25,6 +25,11 @@ APP_VARIABLES = {
     "MEDIA_ROOT",
     "CONN_MAX_AGE",
     "CHANNEL_LAYER",
+    "CHAT_ALLOWED_ORIGINS",
+    "CHAT_WS_MAX_PER_USER",
+    "CHAT_WS_RATE_BURST",
+    "CHAT_WS_RATE_PER_SECOND",
+    "CHAT_RESYNC_INTERVAL",
     "CHANNEL_CAPACITY",
     "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_PRELOAD",
@@ -124,6 +129,11 @@ def production_settings(env: dict[str, str]) -> dict:
             "ssl_redirect": s.SECURE_SSL_REDIRECT,
             "debug": s.DEBUG,
             "server_id": s.CHAT_SERVER_ID,
+            "ws_origins": s.CHAT_ALLOWED_ORIGINS,
+            "ws_limits": [
+                s.CHAT_WS_MAX_PER_USER, s.CHAT_WS_RATE_BURST, s.CHAT_WS_RATE_PER_SECOND,
+                s.CHAT_RESYNC_INTERVAL,
+            ],
         }))
     """
     result = subprocess.run(
@@ -176,6 +186,28 @@ def test_production_settings_read_the_environment():
     assert loaded["cookies_secure"] == [True, True]
     assert loaded["ssl_redirect"] is True
     assert loaded["debug"] is False
+
+
+def test_production_websocket_origins_are_https_on_the_allowed_hosts_unless_set():
+    derived = production_settings(production_env(ALLOWED_HOSTS="a.example,.b.example,*"))
+    assert derived["ws_origins"] == ["https://a.example", "https://.b.example"]
+    given = production_settings(
+        production_env(CHAT_ALLOWED_ORIGINS="https://a.example:8443,https://c.example")
+    )
+    assert given["ws_origins"] == ["https://a.example:8443", "https://c.example"]
+
+
+def test_websocket_limits_default_and_read_the_environment():
+    assert production_settings(production_env())["ws_limits"] == [10, 10, 5.0, 1.0]
+    loaded = production_settings(
+        production_env(
+            CHAT_WS_MAX_PER_USER="3",
+            CHAT_WS_RATE_BURST="20",
+            CHAT_WS_RATE_PER_SECOND="2.5",
+            CHAT_RESYNC_INTERVAL="0.5",
+        )
+    )
+    assert loaded["ws_limits"] == [3, 20, 2.5, 0.5]
 
 
 def test_production_defaults_to_the_pubsub_layer_and_one_year_hsts():

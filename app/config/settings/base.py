@@ -94,6 +94,23 @@ def channel_layers(redis_url: str | None) -> dict[str, Any]:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+
+def websocket_origins(allowed_hosts: list[str], scheme: str, port: int | None = None) -> list[str]:
+    """Derive the origins WebSocket handshakes may come from when CHAT_ALLOWED_ORIGINS is unset.
+
+    Each host of ``allowed_hosts`` becomes ``<scheme>://<host>[:<port>]``; a host
+    starting with ``.`` keeps it (it then matches its subdomains too), and ``*``
+    is dropped (it would allow any site).
+
+    Args:
+        allowed_hosts: the ALLOWED_HOSTS setting.
+        scheme: ``https`` (production, behind nginx) or ``http`` (development).
+        port: a port other than the scheme's default, e.g. 8000 for runserver.
+    """
+    suffix = f":{port}" if port else ""
+    return [f"{scheme}://{host}{suffix}" for host in allowed_hosts if host != "*"]
+
+
 # Applications -----------------------------------------------------------------
 
 # No "daphne" here: its app config imports twisted and installs its reactor,
@@ -201,6 +218,15 @@ LOGGING = {
 
 # Redis URL of the channel layer, also pinged by /healthz. None: in-memory layer.
 REDIS_URL: str | None = None
+
+# WebSocket limits per user (all of a user's sockets, on every daphne process and host):
+# at most this many open at once (a further one is closed with 4429) ...
+CHAT_WS_MAX_PER_USER = env.int("CHAT_WS_MAX_PER_USER", default=10)
+# ... and one frame budget: a burst of this many frames, then this many per second.
+CHAT_WS_RATE_BURST = env.int("CHAT_WS_RATE_BURST", default=10)
+CHAT_WS_RATE_PER_SECOND = env.float("CHAT_WS_RATE_PER_SECOND", default=5.0)
+# Seconds between two checks, per daphne process, for messages a connection missed.
+CHAT_RESYNC_INTERVAL = env.float("CHAT_RESYNC_INTERVAL", default=1.0)
 
 # Name of this server among those sharing the channel layer: its chat connections join
 # a group named from it, which `manage.py close_websockets` closes before a restart.

@@ -16,6 +16,10 @@ INSTALLED_APPS = ["daphne", *INSTALLED_APPS]
 SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-development-only-not-a-secret")
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# runserver's address: http:// and each of ALLOWED_HOSTS, on port 8000.
+CHAT_ALLOWED_ORIGINS = env.list(
+    "CHAT_ALLOWED_ORIGINS", default=websocket_origins(ALLOWED_HOSTS, "http", 8000)
+)
 
 DATABASES = {
     "default": database_from_url(

@@ -12,6 +12,11 @@ DEBUG = False
 SECRET_KEY = require_env("SECRET_KEY")
 require_env("ALLOWED_HOSTS")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# WebSocket Origin headers must equal one of these (scheme, host and port); by default
+# https:// and each of ALLOWED_HOSTS, on port 443.
+CHAT_ALLOWED_ORIGINS = env.list(
+    "CHAT_ALLOWED_ORIGINS", default=websocket_origins(ALLOWED_HOSTS, "https")
+)
 DATABASES = {"default": database_from_url(require_env("DATABASE_URL"))}
 REDIS_URL = require_env("REDIS_URL")
 CHANNEL_LAYERS = channel_layers(REDIS_URL)

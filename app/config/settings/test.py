@@ -12,6 +12,7 @@ DEBUG = False
 SECRET_KEY = "test-only-key-for-pytest-with-no-value-anywhere-else"  # noqa: S105
 
 ALLOWED_HOSTS = ["testserver"]
+CHAT_ALLOWED_ORIGINS = ["http://testserver"]
 
 DATABASES = {"default": database_from_url("postgres://postgres@localhost:5432/chat")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0

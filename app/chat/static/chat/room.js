@@ -3,7 +3,9 @@
 // The protocol is described in app/README.md. Message text only ever reaches the
 // page through textContent, never as HTML. After every (re)connection the client
 // asks for the messages it missed (chat.catchup after the newest id it has), so
-// a server restart loses nothing from the reader's view.
+// a server restart loses nothing from the reader's view; while connected, the
+// server itself pushes any message a broadcast failed to bring (after a Redis
+// restart, say) as ordinary chat.message frames, which land in id order here.
 "use strict";
 
 (() => {
@@ -27,12 +29,20 @@
   const RESTART_JITTER_MS = 1000;
   // Pause between catch-up pages, to stay under the server's rate limit.
   const CATCHUP_PAGE_DELAY_MS = 250;
+  // After a 4429 (this user holds too many sockets) wait this long, with jitter,
+  // before trying again, and do not let a tab switch or "online" cut it short.
+  const TOO_MANY_DELAY_MS = 60000;
+  // A connection that stays open this long has a working session (a 4401 right
+  // after opening means the session is gone).
+  const SESSION_PROVEN_MS = 5000;
 
   const seen = new Set();
   let newestId = 0;
   let socket = null;
   let attempt = 0;
   let retryTimer = null;
+  let holdOff = false;
+  let sessionRetried = false;
 
   function formatTime(iso) {
     const moment = new Date(iso);
@@ -118,6 +128,37 @@
     stateLine.append(link, ".");
   }
 
+  function goToLogin() {
+    showSignedOut();
+    window.location.assign(config.loginUrl);
+  }
+
+  function sessionEnded(reason) {
+    // "session ended" may be a password change in this very browser, which got a
+    // new session cookie: try once more before sending the reader to the login page.
+    if (reason === "session ended" && !sessionRetried) {
+      sessionRetried = true;
+      setState("waiting", "Checking your session…");
+      retryTimer = setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+      return;
+    }
+    goToLogin();
+  }
+
+  function waitAfterTooMany() {
+    holdOff = true;
+    attempt = 0;
+    const delay = TOO_MANY_DELAY_MS / 2 + Math.random() * (TOO_MANY_DELAY_MS / 2);
+    setState(
+      "waiting",
+      `Too many chat connections open for your account (close a tab). Retrying in ${Math.ceil(delay / 1000)} s…`,
+    );
+    retryTimer = setTimeout(() => {
+      holdOff = false;
+      connect();
+    }, delay);
+  }
+
   function scheduleReconnect() {
     const ceiling = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * 2 ** attempt);
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
@@ -138,11 +179,17 @@
     setState("connecting", attempt === 0 ? "Connecting…" : "Reconnecting…");
     socket = new WebSocket(scheme + window.location.host + config.socketPath);
 
+    const opened = socket;
     socket.addEventListener("open", () => {
       attempt = 0;
       setState("open", "Connected");
       showError("");
       send({ type: "chat.catchup", after: newestId });
+      setTimeout(() => {
+        if (socket === opened) {
+          sessionRetried = false;
+        }
+      }, SESSION_PROVEN_MS);
     });
 
     socket.addEventListener("message", (event) => {
@@ -162,7 +209,9 @@
     socket.addEventListener("close", (event) => {
       socket = null;
       if (event.code === config.closeCodes.unauthenticated) {
-        showSignedOut();
+        sessionEnded(event.reason);
+      } else if (event.code === config.closeCodes.tooManySockets) {
+        waitAfterTooMany();
       } else if (event.code === config.closeCodes.invalidRoom) {
         setState("closed", "This room name is not valid.");
       } else if (
@@ -177,7 +226,7 @@
   }
 
   function reconnectNow() {
-    if (retryTimer !== null) {
+    if (retryTimer !== null && !holdOff) {
       clearTimeout(retryTimer);
       connect();
     }
