@@ -17,7 +17,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS ?= $(shell testbed/scenarios.sh)
 SUITES := bookworm trixie
 
-.PHONY: help bootstrap venv app-venv images lint app-test molecule test test-site site bench clean
+.PHONY: help bootstrap venv app-venv lock images lint app-test molecule test test-site site bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,10 +25,13 @@ help: ## List the targets
 bootstrap: ## Install host packages and configure podman (root, Debian)
 	@testbed/bootstrap-host.sh
 
-$(VENV)/.installed: requirements.txt requirements.yml
+# Every Python package comes from a lock file (make lock) and is installed only
+# if its hash matches: no unpinned pip upgrade, no build tool fetched on the
+# fly (sslyze is published as source only: it builds with the locked setuptools).
+$(VENV)/.installed: requirements.txt requirements-build.txt requirements.yml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --require-hashes --only-binary :all: -r requirements-build.txt
+	$(BIN)/pip install --quiet --require-hashes --no-build-isolation -r requirements.txt
 	$(BIN)/ansible-galaxy collection install -r requirements.yml
 	touch $@
 
@@ -36,11 +39,22 @@ venv: $(VENV)/.installed ## Control-node virtualenv (ansible, molecule, linters)
 
 $(APP_VENV)/.installed: app/requirements.txt app/requirements-dev.txt
 	$(PYTHON) -m venv $(APP_VENV)
-	$(APP_VENV)/bin/pip install --quiet --upgrade pip
-	$(APP_VENV)/bin/pip install --quiet -r app/requirements-dev.txt
+	$(APP_VENV)/bin/pip install --quiet --require-hashes --only-binary :all: -r app/requirements-dev.txt
 	touch $@
 
 app-venv: $(APP_VENV)/.installed
+
+# The lock files, from the *.in files beside them: every package pinned, for
+# Python 3.11 and newer on any platform (Debian 12 and 13 hosts, the control
+# node), with the hashes of its files. Versions already locked are kept;
+# UPGRADE=1 moves every package to the newest release its *.in allows.
+LOCK := $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(filter 1,$(UPGRADE)),--upgrade)
+lock: venv ## Compile the requirement locks from their *.in files (UPGRADE=1: newest allowed)
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-build.in -o requirements-build.txt
+	cd app && $(LOCK) requirements.in -o requirements.txt
+	cd app && $(LOCK) requirements-dev.in -o requirements-dev.txt
 
 images: bootstrap ## Build the Debian 12 and 13 test-bed images when missing or changed
 	@for suite in $(SUITES); do testbed/build-image.sh $$suite; done

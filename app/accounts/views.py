@@ -1,4 +1,4 @@
-"""Sign-up page; login and logout are Django's own views (see urls.py)."""
+"""Sign-up page; login, logout and password change are Django's own views (see urls.py)."""
 
 from django.conf import settings
 from django.contrib.auth import login
@@ -8,8 +8,11 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods
 
+from accounts.throttle import limit_per_address
+
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@limit_per_address("signup", "CHAT_SIGNUP_RATE", "Too many sign-ups from your network.")
 def signup(request: HttpRequest) -> HttpResponse:
     """Create an account from a username and password, log it in, go to ``next`` or the index."""
     next_url = request.POST.get("next") or request.GET.get("next") or ""

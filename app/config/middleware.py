@@ -1,7 +1,10 @@
 """Project-wide middleware."""
 
+import contextlib
+import ipaddress
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 # The site's own pages load only their own scripts and styles (no CDN, no inline
@@ -36,3 +39,38 @@ class ContentSecurityPolicyMiddleware:
         scheme = "wss" if request.is_secure() else "ws"
         response["Content-Security-Policy"] = _POLICY.format(websocket_origins=f"{scheme}://{host}")
         return response
+
+
+class ClientAddressMiddleware:
+    """Put the client's address, as nginx saw it, into ``REMOTE_ADDR``.
+
+    nginx sets ``X-Real-IP: $remote_addr``, overwriting whatever the client sent.
+    The header is believed only from nginx: a peer on the app server's unix socket
+    (no address) or one in ``CHAT_TRUSTED_PROXIES`` (CIDRs: the web hosts when the
+    app server listens on TCP). From any other peer, or when the header is not one
+    valid address, ``REMOTE_ADDR`` stays the peer's own address. The per-address
+    limits and django-axes read ``REMOTE_ADDR`` only (``accounts.throttle``), never
+    ``X-Forwarded-For``, which a client can prefill.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.trusted = [
+            ipaddress.ip_network(cidr, strict=False) for cidr in settings.CHAT_TRUSTED_PROXIES
+        ]
+
+    def _peer_is_trusted(self, peer: str) -> bool:
+        if not peer:
+            return True
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self.trusted)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        header = request.META.get("HTTP_X_REAL_IP", "").strip()
+        if header and self._peer_is_trusted(request.META.get("REMOTE_ADDR", "")):
+            with contextlib.suppress(ValueError):
+                request.META["REMOTE_ADDR"] = str(ipaddress.ip_address(header))
+        return self.get_response(request)

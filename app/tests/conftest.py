@@ -3,11 +3,15 @@
 Both servers are started here and stopped at the end of the session (see
 tests/servers.py). Settings are loaded before fixtures run, so the fixtures
 point them at the servers: the database entry in place (pytest-django's
-``django_db_modify_db_settings`` hook), ``REDIS_URL`` and ``CHANNEL_LAYERS``
-through ``override_settings``, which also resets channels' layer cache.
+``django_db_modify_db_settings`` hook), ``REDIS_URL``, ``CHANNEL_LAYERS`` and
+``CACHES`` through ``override_settings``, which also resets channels' layer
+cache. Each test gets a cache key prefix of its own, so the per-address budgets
+of one test never spill into the next.
 """
 
+import copy
 import os
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.test import override_settings
 
-from config.settings.base import channel_layers
+from config.settings.base import cache_from_url, channel_layers
 from tests.helpers import PASSWORD
 from tests.servers import PostgresServer, RedisServer, ServerError
 
@@ -58,13 +62,26 @@ def redis_server() -> Iterator[RedisServer]:
         server.start()
     except ServerError as error:
         pytest.fail(str(error), pytrace=False)
-    overrides = override_settings(REDIS_URL=server.url, CHANNEL_LAYERS=channel_layers(server.url))
+    overrides = override_settings(
+        REDIS_URL=server.url,
+        CHANNEL_LAYERS=channel_layers(server.url),
+        CACHES=cache_from_url(server.url),
+    )
     overrides.enable()
     try:
         yield server
     finally:
         overrides.disable()
         server.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def own_cache_prefix(redis_server: RedisServer) -> Iterator[None]:
+    """Give the test cache keys of its own: ``cache:<random>:...``, inside the ACL's ``cache:*``."""
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["KEY_PREFIX"] = f"cache:{uuid.uuid4().hex}"
+    with override_settings(CACHES=caches):
+        yield
 
 
 @pytest.fixture

@@ -31,13 +31,19 @@ CHAT_LIMITS_ACL_RULES = (
 )
 
 # ACL rules of the app's Redis user, per channel layer (see app/README.md).
+# Both layers add Django's cache (the per-address counters): cache:* keys, read,
+# created with an expiry, incremented.
+_CACHE_ACL_RULES = "~cache:* +get +set +incrby +exists"
 REDIS_ACL_RULES = {
     # RedisPubSubChannelLayer: publish/subscribe on channels named asgi*, no keys.
-    "pubsub": "resetchannels &asgi* resetkeys -@all +ping +publish +subscribe +unsubscribe",
+    "pubsub": (
+        "resetchannels &asgi* resetkeys -@all +ping +publish +subscribe +unsubscribe "
+        + _CACHE_ACL_RULES
+    ),
     # RedisChannelLayer: sorted sets under asgi* keys, plus Lua for atomic steps.
     "core": (
         "resetchannels resetkeys ~asgi* -@all +ping +zadd +zcount +zrange +zrem "
-        "+zremrangebyscore +zpopmin +bzpopmin +expire +eval +multi +exec +del"
+        "+zremrangebyscore +zpopmin +bzpopmin +expire +eval +multi +exec +del " + _CACHE_ACL_RULES
     ),
 }
 

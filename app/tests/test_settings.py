@@ -83,12 +83,13 @@ def test_check_deploy_is_clean_with_production_environment():
     assert "WARNINGS" not in result.stderr
 
 
-def test_check_deploy_with_hsts_preload_has_nothing_silenced():
+def test_check_deploy_with_hsts_preload_silences_only_the_two_library_warnings():
+    # django_ratelimit.W001 and axes.W006 (see config/settings/base.py); W021 no more.
     result = manage(
         "check", "--deploy", "--fail-level", "WARNING", env=production_env(SECURE_HSTS_PRELOAD="1")
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues (0 silenced)" in result.stdout
+    assert "no issues (2 silenced)" in result.stdout
 
 
 @pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS"])
@@ -134,6 +135,15 @@ def production_settings(env: dict[str, str]) -> dict:
                 s.CHAT_WS_MAX_PER_USER, s.CHAT_WS_RATE_BURST, s.CHAT_WS_RATE_PER_SECOND,
                 s.CHAT_RESYNC_INTERVAL,
             ],
+            "cache": s.CACHES["default"],
+            "throttle": {
+                name: getattr(s, name) for name in (
+                    "CHAT_TRUSTED_PROXIES", "CHAT_IPV4_PREFIX", "CHAT_IPV6_PREFIX",
+                    "CHAT_SIGNUP_RATE", "CHAT_PASSWORD_CHANGE_RATE",
+                    "CHAT_LOGIN_FAILURE_LIMIT", "AXES_FAILURE_LIMIT",
+                )
+            },
+            "cooloff_seconds": s.AXES_COOLOFF_TIME.total_seconds(),
         }))
     """
     result = subprocess.run(
@@ -264,3 +274,58 @@ def test_development_runserver_is_daphnes():
     result = run_in_app(["-c", code], env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "daphne"
+
+
+def test_production_limits_default_to_the_documented_values():
+    loaded = production_settings(production_env())
+    assert loaded["throttle"] == {
+        "CHAT_TRUSTED_PROXIES": ["127.0.0.1/32", "::1/128"],
+        "CHAT_IPV4_PREFIX": 32,
+        "CHAT_IPV6_PREFIX": 64,
+        "CHAT_SIGNUP_RATE": "10/h",
+        "CHAT_PASSWORD_CHANGE_RATE": "10/h",
+        "CHAT_LOGIN_FAILURE_LIMIT": 5,
+        "AXES_FAILURE_LIMIT": 5,
+    }
+    assert loaded["cooloff_seconds"] == 900
+    # The counters are shared by every process and host: Redis, the channel layer's.
+    assert loaded["cache"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["cache"]["LOCATION"] == "redis://chat:secret@127.0.0.1:6379/0"
+    assert loaded["cache"]["KEY_PREFIX"] == "cache"
+
+
+def test_production_limits_read_the_environment():
+    loaded = production_settings(
+        production_env(
+            CHAT_TRUSTED_PROXIES="10.0.0.5/32,fd00::/64",
+            CHAT_IPV6_PREFIX="56",
+            CHAT_SIGNUP_RATE="3/15m",
+            CHAT_PASSWORD_CHANGE_RATE="20/d",
+            CHAT_LOGIN_FAILURE_LIMIT="8",
+            CHAT_LOGIN_COOLOFF_SECONDS="60",
+        )
+    )
+    assert loaded["throttle"]["CHAT_TRUSTED_PROXIES"] == ["10.0.0.5/32", "fd00::/64"]
+    assert loaded["throttle"]["CHAT_IPV6_PREFIX"] == 56
+    assert loaded["throttle"]["CHAT_SIGNUP_RATE"] == "3/15m"
+    assert loaded["throttle"]["CHAT_PASSWORD_CHANGE_RATE"] == "20/d"
+    assert loaded["throttle"]["AXES_FAILURE_LIMIT"] == 8
+    assert loaded["cooloff_seconds"] == 60
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("CHAT_SIGNUP_RATE", "ten per hour", "CHAT_SIGNUP_RATE must be a rate such as 10/h"),
+        ("CHAT_PASSWORD_CHANGE_RATE", "0/h", "CHAT_PASSWORD_CHANGE_RATE must be a rate"),
+        ("CHAT_LOGIN_FAILURE_LIMIT", "0", "CHAT_LOGIN_FAILURE_LIMIT must be an integer from 1"),
+        ("CHAT_LOGIN_COOLOFF_SECONDS", "soon", "CHAT_LOGIN_COOLOFF_SECONDS must be an integer"),
+        ("CHAT_IPV6_PREFIX", "129", "CHAT_IPV6_PREFIX must be an integer from 32 to 128"),
+        ("CHAT_TRUSTED_PROXIES", "10.0.0.0/8,nginx", "CHAT_TRUSTED_PROXIES: 'nginx' is not"),
+    ],
+)
+def test_production_refuses_bad_limits(variable, value, message):
+    result = manage("check", env=production_env(**{variable: value}))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr

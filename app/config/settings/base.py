@@ -6,7 +6,10 @@ decide which variables are required and what the safe defaults are. The full
 list of variables is in app/README.md.
 """
 
+import ipaddress
+import re
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,75 @@ def channel_layers(redis_url: str | None) -> dict[str, Any]:
     return {"default": {"BACKEND": CHANNEL_LAYER_BACKENDS[kind], "CONFIG": config}}
 
 
+def cache_from_url(redis_url: str | None) -> dict[str, Any]:
+    """Build ``CACHES``: Redis when there is a URL (the channel layer's), else process memory.
+
+    The per-address limits keep their counters in this cache, so every process of
+    every app host must share it: Redis. Keys start with ``cache:`` (the app's Redis
+    user needs ``~cache:*`` and GET, SET, INCRBY, EXISTS; see README). Redis gets
+    1 s to connect and 1 s to answer.
+
+    Args:
+        redis_url: e.g. ``redis://chat:secret@127.0.0.1:6379/0``; ``None``: in-process
+            memory, which only counts inside one process (development only).
+    """
+    if not redis_url:
+        return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    return {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": "cache",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+
+
+_RATE = re.compile(r"[1-9][0-9]*/[1-9]?[0-9]*[smhd]")
+
+
+def rate_from_env(name: str, default: str) -> str:
+    """Read a rate such as ``10/h`` (10 per hour; units s, m, h, d, e.g. ``5/15m``).
+
+    Raises:
+        ImproperlyConfigured: the value is not such a rate; the message names the variable.
+    """
+    value = env.str(name, default=default).strip()
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 10/h, not {value!r}.")
+    return value
+
+
+def int_from_env(name: str, default: int, low: int, high: int) -> int:
+    """Read an integer within ``low``..``high``.
+
+    Raises:
+        ImproperlyConfigured: not an integer, or out of range; the message names the variable.
+    """
+    try:
+        value = env.int(name, default=default)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise ImproperlyConfigured(f"{name} must be an integer from {low} to {high}.")
+    return value
+
+
+def networks_from_env(name: str, default: list[str]) -> list[str]:
+    """Read a comma list of CIDRs (a bare address counts as one host).
+
+    Raises:
+        ImproperlyConfigured: an item is not a network; the message names the variable.
+    """
+    values = [item.strip() for item in env.list(name, default=default) if item.strip()]
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {value!r} is not an IP network.") from None
+    return values
+
+
 # Hosts and origins ----------------------------------------------------------
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[])
@@ -117,18 +189,23 @@ def websocket_origins(allowed_hosts: list[str], scheme: str, port: int | None = 
 # which costs every gunicorn worker about 25 MiB of memory and half a second of
 # start-up for nothing. Development adds it (see development.py).
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django's admin with the password change limited (config/admin.py).
+    "config.apps.ChatAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "django_ratelimit",
     "accounts",
     "chat",
 ]
 
 MIDDLEWARE = [
+    # First: everything after it sees the client's address in REMOTE_ADDR.
+    "config.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -137,6 +214,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    # Last, as axes requires: turns a lockout during the view into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -169,9 +248,61 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Axes first: it refuses a locked-out account before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "chat:index"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Limits on password hashing (accounts/throttle.py) --------------------------------
+
+# Peers whose X-Real-IP header is the client's address: nginx. A peer on a unix
+# socket always is; over TCP, the web hosts (config.middleware.ClientAddressMiddleware).
+CHAT_TRUSTED_PROXIES = networks_from_env("CHAT_TRUSTED_PROXIES", ["127.0.0.1/32", "::1/128"])
+# Per-address budgets count an IPv4 address (/32) or an IPv6 network (/64) as one client.
+CHAT_IPV4_PREFIX = int_from_env("CHAT_IPV4_PREFIX", 32, 8, 32)
+CHAT_IPV6_PREFIX = int_from_env("CHAT_IPV6_PREFIX", 64, 32, 128)
+# POSTs to sign-up, and to password change, per client address.
+CHAT_SIGNUP_RATE = rate_from_env("CHAT_SIGNUP_RATE", "10/h")
+CHAT_PASSWORD_CHANGE_RATE = rate_from_env("CHAT_PASSWORD_CHANGE_RATE", "10/h")
+# Failed logins (or wrong current passwords) of one account, from anywhere, after
+# which it is locked out until they are older than the cool-off.
+CHAT_LOGIN_FAILURE_LIMIT = int_from_env("CHAT_LOGIN_FAILURE_LIMIT", 5, 1, 1000)
+CHAT_LOGIN_COOLOFF_SECONDS = int_from_env("CHAT_LOGIN_COOLOFF_SECONDS", 900, 1, 7 * 86400)
+
+# django-axes: per account only (addresses are nginx's and the budgets' concern).
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_FAILURE_LIMIT = CHAT_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=CHAT_LOGIN_COOLOFF_SECONDS)
+# A refused attempt does not push the end of the lockout further (its
+# Retry-After stays true); a successful login clears the account's failures.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "accounts.throttle.lockout_response"
+# REMOTE_ADDR only, even if django-ipware gets installed one day.
+AXES_CLIENT_IP_CALLABLE = "accounts.throttle.client_ip"
+# No row per successful login (it would grow for ever); failures are kept as
+# long as the cool-off needs them. No password field reaches the database.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_SENSITIVE_PARAMETERS = [
+    "username",
+    "ip_address",
+    "password",
+    "password1",
+    "password2",
+    "old_password",
+    "new_password1",
+    "new_password2",
+]
+
+# django-ratelimit: counters in the default cache; a failed count lets the request
+# through (see accounts.throttle: nginx still limits per address).
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True
 
 # Internationalisation -----------------------------------------------------------
 
@@ -211,8 +342,20 @@ LOGGING = {
     "loggers": {
         # Keep Django's request errors, but not its per-request debug chatter.
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # Axes says "login failed" and "cleaned up" at INFO on every login; its
+        # warnings (each failure, each lockout) are what an operator needs.
+        "axes": {"level": LOG_LEVEL if LOG_LEVEL in ("ERROR", "CRITICAL") else "WARNING"},
     },
 }
+
+# Checks -----------------------------------------------------------------------------
+
+# django-ratelimit knows Django's own Redis cache no better than "not officially
+# supported" (W001); it is shared and increments atomically (INCRBY). Axes warns
+# that its lockout ignores addresses (W006): a choice, addresses are limited by
+# rate (nginx, and the budgets above), while locking an address out for failures
+# on any account would lock out everyone behind a shared NAT address.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001", "axes.W006"]
 
 # Chat -------------------------------------------------------------------------------
 

@@ -29,3 +29,7 @@ DATABASES = {
 
 REDIS_URL = env.str("REDIS_URL", default="") or None
 CHANNEL_LAYERS = channel_layers(REDIS_URL)
+CACHES = cache_from_url(REDIS_URL)
+# Without Redis the per-address counters live in each process (E003: not shared).
+if not REDIS_URL:
+    SILENCED_SYSTEM_CHECKS = [*SILENCED_SYSTEM_CHECKS, "django_ratelimit.E003"]

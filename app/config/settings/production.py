@@ -20,6 +20,7 @@ CHAT_ALLOWED_ORIGINS = env.list(
 DATABASES = {"default": database_from_url(require_env("DATABASE_URL"))}
 REDIS_URL = require_env("REDIS_URL")
 CHANNEL_LAYERS = channel_layers(REDIS_URL)
+CACHES = cache_from_url(REDIS_URL)
 
 # HTTPS: nginx terminates TLS and tells Django the original scheme.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -33,7 +34,10 @@ CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SILENCED_SYSTEM_CHECKS = [
+    *SILENCED_SYSTEM_CHECKS,
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
 
 # collectstatic writes hashed names, so nginx can cache static files for long.
 STORAGES = {
