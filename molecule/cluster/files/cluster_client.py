@@ -17,6 +17,11 @@ whose count grew.
         N readers in one room that reconnect when closed and catch up; a sender posting every
         --interval s; an HTTP loop on /healthz. F is written once all are connected; all run
         until S exists. Reports requests, close codes, reconnections and missed messages.
+    limits URL [common options] --max-per-user N --login-failures N
+        The app's limits through the public port: a WebSocket from a foreign origin (the site's
+        name over http on port 8080) and one to an unknown path; one user's N+1th WebSocket;
+        a logout closing that session's WebSocket; N failed logins of one account locking it
+        (429 with Retry-After, the right password too) while another account logs in.
     failover URL [common options] --stop-cmd CMD --seconds T --where NAME=CMD ...
         An HTTP loop and new WebSockets one after another; after --warmup s CMD stops one app
         host's servers; the loops go on for T s. Then --hold WebSockets are opened and held,
@@ -30,8 +35,10 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import secrets
 import shlex
+import socket
 import ssl
 import subprocess
 import sys
@@ -48,8 +55,8 @@ from chatclient import (  # noqa: E402 (the path above first)
     next_chat_message,
     run_restart,
 )
-from websockets.asyncio.client import ClientConnection  # noqa: E402
-from websockets.exceptions import ConnectionClosed, InvalidHandshake  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus  # noqa: E402
 
 # What a failed connect or handshake raises.
 CONNECT_ERRORS = (OSError, ConnectionClosed, InvalidHandshake, TimeoutError)
@@ -448,11 +455,117 @@ async def failover(args: argparse.Namespace, where: dict[str, str]) -> dict[str,
     }
 
 
+# limits ---------------------------------------------------------------------------------------
+async def open_ws(site: ChatSite, path: str, origin: str | None = None) -> ClientConnection:
+    """Open a WebSocket at ``path`` with the session's cookies and ``origin`` (the site's)."""
+    raw = socket.create_connection((site.connect_to or site.host, site.port), site.timeout)
+    raw.setblocking(False)
+    return await connect(
+        f"wss://{site.host}:{site.port}{path}",
+        sock=raw,
+        ssl=site.context,
+        server_hostname=site.host,
+        origin=origin or site.origin,  # type: ignore[arg-type]
+        additional_headers={"Cookie": "; ".join(f"{k}={v}" for k, v in site.cookies.items())},
+        open_timeout=site.timeout,
+        proxy=None,
+    )
+
+
+async def closed_with(ws: ClientConnection, timeout: float) -> int | None:
+    """Read frames until the server closes; its close code, or None while still open."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        return close_code(exc)
+    except TimeoutError:
+        return None
+
+
+def csrf_from(site: ChatSite, path: str) -> str:
+    """The CSRF token of the form on the page at ``path``."""
+    page = site.expect("GET", path, 200).text
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if not match:
+        raise ChatClientError(f"no CSRF token on {path}")
+    return match.group(1)
+
+
+def login(site: ChatSite, username: str, password: str) -> tuple[int, str | None]:
+    """POST the login form; the status and the Retry-After header."""
+    token = csrf_from(site, "/accounts/login/")
+    answer = site.request(
+        "POST",
+        "/accounts/login/",
+        form={"csrfmiddlewaretoken": token, "username": username, "password": password},
+        headers={"Referer": site.origin + "/accounts/login/", "Origin": site.origin},
+    )
+    return answer.status, answer.headers.get("retry-after")
+
+
+async def limits(args: argparse.Namespace) -> dict[str, Any]:
+    """The app's limits as a user and an attacker meet them through the public port."""
+    alice, bob = new_users(args, 2, "limits")
+    room = f"limits-{secrets.token_hex(3)}"
+    result: dict[str, Any] = {}
+
+    foreign = f"http://{alice.host}:8080"
+    try:
+        ws = await open_ws(alice, f"/ws/chat/{room}/", origin=foreign)
+        await ws.close()
+        result["foreign_origin"] = {"origin": foreign, "status": 101}
+    except InvalidStatus as exc:
+        result["foreign_origin"] = {"origin": foreign, "status": exc.response.status_code}
+
+    ws = await open_ws(alice, "/ws/nowhere/")
+    result["unknown_path_close"] = await closed_with(ws, args.timeout)
+
+    held = [await alice.websocket(room) for _ in range(args.max_per_user)]
+    extra = await alice.websocket(room)
+    result["over_cap_close"] = await closed_with(extra, args.timeout)
+    result["held_still_open"] = [await closed_with(ws, 0.2) for ws in held].count(None)
+    for ws in held:
+        await ws.close()
+
+    bob_ws = await bob.websocket(room)
+    token = csrf_from(bob, f"/chat/{room}/")
+    start = time.monotonic()
+    bob.request(
+        "POST",
+        "/accounts/logout/",
+        form={"csrfmiddlewaretoken": token},
+        headers={"Referer": bob.origin + "/", "Origin": bob.origin},
+    )
+    result["logout_close"] = await closed_with(bob_ws, args.timeout)
+    result["logout_close_seconds"] = round(time.monotonic() - start, 3)
+
+    password = secrets.token_urlsafe(16)
+    victim = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+    victim_name = f"limits-victim-{secrets.token_hex(4)}"
+    victim.signup(victim_name, password)
+    other_password = secrets.token_urlsafe(16)
+    other = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+    other_name = f"limits-other-{secrets.token_hex(4)}"
+    other.signup(other_name, other_password)
+    attacker = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+    result["wrong_logins"] = [
+        login(attacker, victim_name, "wrong-" + secrets.token_hex(4))
+        for _ in range(args.login_failures)
+    ]
+    owner = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+    result["right_password_locked"] = login(owner, victim_name, password)
+    fresh = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+    result["other_account"] = login(fresh, other_name, other_password)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line (see the module docstring); 0 when the command ran to its end."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name) for name in ("pair", "rolling", "failover")}
+    commands = {name: sub.add_parser(name) for name in ("pair", "rolling", "failover", "limits")}
     for command in commands.values():
         command.add_argument("url", help="public URL, https://name[:port]")
         command.add_argument("--connect-to", help="address to connect to instead of the name's")
@@ -476,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
     fail.add_argument("--warmup", type=float, default=3.0)
     fail.add_argument("--seconds", type=float, default=20.0)
     fail.add_argument("--hold", type=int, default=4)
+    lim = commands["limits"]
+    lim.add_argument("--max-per-user", type=int, default=10, help="CHAT_WS_MAX_PER_USER")
+    lim.add_argument("--login-failures", type=int, default=5, help="CHAT_LOGIN_FAILURE_LIMIT")
     args = parser.parse_args(argv)
     where = dict(item.split("=", 1) for item in getattr(args, "where", []))
     try:
@@ -483,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(pair(args, where))
         elif args.command == "rolling":
             result = asyncio.run(rolling(args))
+        elif args.command == "limits":
+            result = asyncio.run(limits(args))
         else:
             result = asyncio.run(failover(args, where))
     except (ChatClientError, OSError, ssl.SSLError, TimeoutError, ConnectionClosed) as exc:
