@@ -1,7 +1,8 @@
 """HTTP over a unix socket, for the app_server scenario's gunicorn checks (stdlib only).
 
-client.py get SOCKET PATH
-    One GET; prints {"status": ..., "body": ...} or {"error": ...}.
+client.py get SOCKET PATH [TIMEOUT]
+    One GET, waiting at most TIMEOUT seconds (default 30) for the answer;
+    prints {"status": ..., "body": ...} or {"error": ...}.
 client.py loop SOCKET SECONDS THREADS PATH
     THREADS clients each send GETs one after another for SECONDS; prints
     {"sent": n, "failed": n, "errors": {message: count}}. A request fails
@@ -31,9 +32,13 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self.unix_path)
 
 
-def get(path: str, url: str) -> tuple[int, str]:
-    """GET `url` over the unix socket `path`; return status and body."""
-    conn = UnixHTTPConnection(path)
+def get(path: str, url: str, timeout: float = 30.0) -> tuple[int, str]:
+    """GET `url` over the unix socket `path`; return status and body.
+
+    Args:
+        timeout: seconds each step (connect, send, each read) may wait.
+    """
+    conn = UnixHTTPConnection(path, timeout)
     try:
         conn.request("GET", url, headers={"Host": "testapp.example", "X-Forwarded-Proto": "https"})
         resp = conn.getresponse()
@@ -85,7 +90,8 @@ def main() -> int:
     cmd, path = sys.argv[1], sys.argv[2]
     if cmd == "get":
         try:
-            status, body = get(path, sys.argv[3])
+            timeout = float(sys.argv[4]) if len(sys.argv) > 4 else 30.0
+            status, body = get(path, sys.argv[3], timeout)
         except OSError as exc:
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "errno": exc.errno}))
             return 0
