@@ -98,7 +98,11 @@ async def serve_websocket(path: str, name: str) -> None:
             await websocket.send(message)
 
     prepare_socket(path)
-    async with websockets.unix_serve(echo, path):
+    # As daphne's systemd socket (Backlog=): a burst of handshakes must not
+    # overflow asyncio's default of 100, which nginx sees as failed connects.
+    # No keepalive pings: verify's clients that hold thousands of sockets do
+    # not read until they are all open (nginx's proxy_read_timeout applies).
+    async with websockets.unix_serve(echo, path, backlog=4096, ping_interval=None):
         open_socket_to_nginx(path)
         await asyncio.Future()
 
