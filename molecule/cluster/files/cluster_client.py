@@ -22,6 +22,9 @@ whose count grew.
         name over http on port 8080) and one to an unknown path; one user's N+1th WebSocket;
         a logout closing that session's WebSocket; N failed logins of one account locking it
         (429 with Retry-After, the right password too) while another account logs in.
+    latency URL [common options] --path P --seconds T
+        One user GETs P one request after another for T s; reports the statuses and the
+        latency percentiles (for pages unrelated to an attack running meanwhile).
     failover URL [common options] --stop-cmd CMD --seconds T --where NAME=CMD ...
         An HTTP loop and new WebSockets one after another; after --warmup s CMD stops one app
         host's servers; the loops go on for T s. Then --hold WebSockets are opened and held,
@@ -563,11 +566,42 @@ async def limits(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+# latency --------------------------------------------------------------------------------------
+def latency(args: argparse.Namespace) -> dict[str, Any]:
+    """GET ``args.path`` in a loop for ``args.seconds``; statuses and latency percentiles in ms."""
+    (site,) = new_users(args, 1, "latency")
+    times: list[float] = []
+    statuses: dict[str, int] = {}
+    end = time.monotonic() + args.seconds
+    while time.monotonic() < end:
+        start = time.monotonic()
+        try:
+            status = str(site.request("GET", args.path).status)
+        except OSError as exc:
+            status = type(exc).__name__
+        times.append((time.monotonic() - start) * 1000)
+        statuses[status] = statuses.get(status, 0) + 1
+    times.sort()
+
+    def pct(p: float) -> float:
+        return round(times[min(len(times) - 1, int(p * len(times)))], 1)
+
+    return {
+        "requests": len(times),
+        "statuses": statuses,
+        "p50_ms": pct(0.5),
+        "p95_ms": pct(0.95),
+        "max_ms": round(times[-1], 1),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line (see the module docstring); 0 when the command ran to its end."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = {name: sub.add_parser(name) for name in ("pair", "rolling", "failover", "limits")}
+    commands = {
+        name: sub.add_parser(name) for name in ("pair", "rolling", "failover", "limits", "latency")
+    }
     for command in commands.values():
         command.add_argument("url", help="public URL, https://name[:port]")
         command.add_argument("--connect-to", help="address to connect to instead of the name's")
@@ -594,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     lim = commands["limits"]
     lim.add_argument("--max-per-user", type=int, default=10, help="CHAT_WS_MAX_PER_USER")
     lim.add_argument("--login-failures", type=int, default=5, help="CHAT_LOGIN_FAILURE_LIMIT")
+    lat = commands["latency"]
+    lat.add_argument("--path", default="/")
+    lat.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
     where = dict(item.split("=", 1) for item in getattr(args, "where", []))
     try:
@@ -603,6 +640,8 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(rolling(args))
         elif args.command == "limits":
             result = asyncio.run(limits(args))
+        elif args.command == "latency":
+            result = latency(args)
         else:
             result = asyncio.run(failover(args, where))
     except (ChatClientError, OSError, ssl.SSLError, TimeoutError, ConnectionClosed) as exc:
