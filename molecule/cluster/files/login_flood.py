@@ -13,10 +13,24 @@ import argparse
 import http.client
 import json
 import re
+import socket
 import ssl
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+
+
+class PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address`` with the server name ``host`` (SNI and Host), as a browser would."""
+
+    def __init__(self, host: str, address: str, context: ssl.SSLContext) -> None:
+        super().__init__(host, 443, timeout=10, context=context)
+        self.address = address
+
+    def connect(self) -> None:
+        """Connect to the address and start TLS for the host name."""
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
 
 
 def attempt(host: str, address: str, path: str) -> str:
@@ -25,7 +39,7 @@ def attempt(host: str, address: str, path: str) -> str:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     try:
-        conn = http.client.HTTPSConnection(address, 443, timeout=10, context=context)
+        conn = PinnedHTTPSConnection(host, address, context)
         conn.request("GET", path, headers={"Host": host})
         page = conn.getresponse()
         body = page.read().decode(errors="replace")
