@@ -36,3 +36,11 @@ def communicator(
     if cookie is not None:
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
     return WebsocketCommunicator(application, f"/ws/chat/{room}/", headers=headers)
+
+
+async def join(room: str, cookie: str) -> WebsocketCommunicator:
+    """Connect to ``/ws/chat/<room>/`` with the session ``cookie``; assert it was accepted."""
+    client = communicator(room, cookie)
+    connected, _ = await client.connect(timeout=TIMEOUT)
+    assert connected
+    return client

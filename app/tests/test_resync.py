@@ -12,19 +12,12 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chat.models import Message
-from tests.helpers import TIMEOUT, communicator, session_cookie
+from tests.helpers import TIMEOUT, join, session_cookie
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
 # Seconds within which every stored message must have reached every client.
 DEADLINE = 5.0
-
-
-async def join(room: str, cookie: str) -> WebsocketCommunicator:
-    client = communicator(room, cookie)
-    connected, _ = await client.connect(timeout=TIMEOUT)
-    assert connected
-    return client
 
 
 async def collect(client: WebsocketCommunicator, ids: set[int], seconds: float) -> None:

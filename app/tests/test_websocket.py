@@ -12,17 +12,9 @@ from django.utils.html import escape
 
 from chat.consumers import CATCHUP_LIMIT, CLOSE_INVALID_ROOM, CLOSE_UNAUTHENTICATED
 from chat.models import Message, Room
-from tests.helpers import TIMEOUT, communicator
+from tests.helpers import TIMEOUT, communicator, join
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-async def join(room: str, cookie: str) -> WebsocketCommunicator:
-    """Connect to a room and check the connection was accepted."""
-    client = communicator(room, cookie)
-    connected, _ = await client.connect(timeout=TIMEOUT)
-    assert connected
-    return client
 
 
 async def receive(client: WebsocketCommunicator) -> dict:

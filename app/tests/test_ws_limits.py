@@ -16,16 +16,9 @@ from django.test import Client, override_settings
 from chat import limits
 from chat.consumers import CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
 from chat.models import Message
-from tests.helpers import PASSWORD, TIMEOUT, communicator
+from tests.helpers import PASSWORD, TIMEOUT, communicator, join
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-async def join(room: str, cookie: str) -> WebsocketCommunicator:
-    client = communicator(room, cookie)
-    connected, _ = await client.connect(timeout=TIMEOUT)
-    assert connected
-    return client
 
 
 async def closed_with(client: WebsocketCommunicator, within: float = TIMEOUT) -> dict:
