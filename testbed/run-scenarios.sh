@@ -6,7 +6,7 @@
 # MOLECULE_JOBS (default 2) scenarios run at once: their containers and
 # networks are named after the scenario, so they never collide, and most of a
 # scenario's time is waiting (systemd, sockets, timeouts), not CPU. With more
-# than one job the longest scenarios (`cluster`, then `site`) start first, and each
+# than one job the longest scenarios (`cluster`, `ops`, then `site`) start first, and each
 # scenario's log is printed whole when it ends; logs stay in MOLECULE_LOG_DIR
 # (default .ansible/molecule-logs).
 set -uo pipefail
@@ -21,10 +21,10 @@ steps=(create prepare converge idempotence verify cleanup destroy)
 scenarios=("$@")
 if [ "$jobs" -gt 1 ]; then
   first=() rest=()
-  for long in cluster site; do
+  for long in cluster ops site; do
     for s in "$@"; do [ "$s" = "$long" ] && first+=("$s"); done
   done
-  for s in "$@"; do [ "$s" = cluster ] || [ "$s" = site ] || rest+=("$s"); done
+  for s in "$@"; do [ "$s" = cluster ] || [ "$s" = ops ] || [ "$s" = site ] || rest+=("$s"); done
   scenarios=("${first[@]}" "${rest[@]}")
 fi
 
