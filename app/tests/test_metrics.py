@@ -86,8 +86,7 @@ def test_http_latency_and_status_class_by_view_name(client):
     assert client.get("/healthz").status_code == 200
     assert client.get("/no-such-page/").status_code == 404
     assert (
-        value("chat_http_request_duration_seconds_count", view="healthz", method="GET")
-        == count + 1
+        value("chat_http_request_duration_seconds_count", view="healthz", method="GET") == count + 1
     )
     assert value("chat_http_responses_total", view="healthz", code_class="2xx") == ok + 1
     assert (
@@ -119,7 +118,7 @@ def write_as_unit(root: Path, unit: str, stored: int, sockets: int, stay: bool):
     folder.mkdir(exist_ok=True)
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     args = [sys.executable, "-c", _WRITER, str(stored), str(sockets), "stay" if stay else "exit"]
-    process = subprocess.Popen(  # noqa: S603
+    process = subprocess.Popen(
         args, cwd=APP_DIR, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert process.stdout.readline().strip() == "ready"
@@ -167,17 +166,19 @@ def free_port() -> int:
 def test_metrics_server_serves_every_unit_on_its_address(tmp_path):
     write_as_unit(tmp_path, "chat-gunicorn", stored=2, sockets=0, stay=False)
     port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "chat.metrics_server", "--listen", f"127.0.0.1:{port}"]
-        + ["--root", str(tmp_path)],
+    listen = f"127.0.0.1:{port}"
+    command = ["-m", "chat.metrics_server", "--listen", listen, "--root", str(tmp_path)]
+    server = subprocess.Popen(
+        [sys.executable, *command],
         cwd=APP_DIR,
     )
     try:
         deadline = time.monotonic() + 10
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:  # noqa: S310
-                    body = r.read().decode()
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    body = response.read().decode()
                 break
             except OSError:
                 if time.monotonic() > deadline:
