@@ -76,6 +76,11 @@ HTTP_RESPONSES = Counter(
     ["app_server", "view", "code_class"],
 )
 
+# Every series of this process exists from the start, at 0: increase() and
+# rate() see the first failure as a change, and each instance shows its gauges.
+for _metric in (WEBSOCKETS, ROOMS, MESSAGES_STORED, MESSAGES_BROADCAST, BROADCAST_FAILURES):
+    _metric.labels(APP_SERVER)
+
 # Methods other than these are counted as "other": clients choose the method.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
