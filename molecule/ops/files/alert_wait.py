@@ -2,8 +2,10 @@
 
 Runs on the monitoring host (the only place both APIs answer, by the firewall), copied there by
 ``ansible.builtin.script``; standard library only. Prints one JSON object: for each alert name,
-the seconds from the start until Prometheus reported it firing (or no longer firing) and until
-Alertmanager listed it as active (or no longer listed it), and the labels it fired with.
+the seconds until Prometheus reported it firing (or no longer firing) and until Alertmanager
+listed it as active (or no longer listed it), and the labels it fired with. A name given as
+``NAME@EPOCH`` counts from that Unix time (when the drill broke or repaired it; the containers
+share the control node's clock), a bare name from the start of this script.
 
 Usage::
 
@@ -51,11 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=["fire", "clear"])
     parser.add_argument("names", nargs="+")
     args = parser.parse_args(argv)
-    start = time.monotonic()
-    result = {name: {"prometheus_s": None, "alertmanager_s": None} for name in args.names}
+    started = time.time()
+    since = {}
+    for item in args.names:
+        name, _, epoch = item.partition("@")
+        since[name] = float(epoch) if epoch else started
+    result = {name: {"prometheus_s": None, "alertmanager_s": None} for name in since}
     want = args.mode == "fire"
     while True:
-        elapsed = round(time.monotonic() - start, 1)
+        now = time.time()
+        elapsed = now - started
         try:
             in_prometheus = firing(args.prometheus)
             in_alertmanager = active(args.alertmanager)
@@ -64,11 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         if in_prometheus is not None:
             for name, seen in result.items():
                 if seen["prometheus_s"] is None and (name in in_prometheus) == want:
-                    seen["prometheus_s"] = elapsed
+                    seen["prometheus_s"] = round(now - since[name], 1)
+                    seen["prometheus_at"] = time.strftime("%H:%M:%S", time.gmtime(now))
                     if want:
                         seen["labels"] = in_prometheus[name]
                 if seen["alertmanager_s"] is None and (name in in_alertmanager) == want:
-                    seen["alertmanager_s"] = elapsed
+                    seen["alertmanager_s"] = round(now - since[name], 1)
         done = all(
             v["prometheus_s"] is not None and v["alertmanager_s"] is not None
             for v in result.values()
