@@ -106,7 +106,7 @@ down() {
 }
 
 up() {
-  step build 1500 "${compose[@]}" build
+  step build 900 "${compose[@]}" build
   # podman-compose 1.0.3 exits 0 when a build fails; it prints the status of
   # each podman command it ran.
   if grep -Eq '^exit code: [1-9]' "$work/build.log"; then
