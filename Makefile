@@ -1,6 +1,6 @@
 # channels-deploy: one entry point for operators and CI.
 #   make site    the whole stack on containers on this machine (inventory/local)
-#   make test    lint, app tests against real PostgreSQL and Redis, every Molecule scenario
+#   make test    lint, app tests against real PostgreSQL and Redis, the compose demo, every Molecule scenario
 # Each target prepares what it needs (host packages, virtualenvs, test-bed images).
 
 SHELL := /bin/bash
@@ -17,10 +17,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS ?= $(shell testbed/scenarios.sh)
 SUITES := bookworm trixie
 
-.PHONY: help bootstrap venv app-venv lock images lint app-test molecule test test-site site bench clean
+.PHONY: help bootstrap venv app-venv lock images lint app-test compose-up compose-down compose-test molecule test test-site site bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 bootstrap: ## Install host packages and configure podman (root, Debian)
 	@testbed/bootstrap-host.sh
@@ -74,10 +74,23 @@ lint: venv ## yamllint, ansible-lint (profile production), no copies between app
 app-test: bootstrap app-venv ## The app's tests against real PostgreSQL and Redis
 	cd app && ../$(APP_VENV)/bin/pytest
 
+# The compose demo (compose.yaml): images from compose/Dockerfile on the Debian 12
+# test-bed image, podman-compose, the state in volumes (testbed/compose.sh).
+compose-up: bootstrap ## The compose demo (compose.yaml): build, start, wait until healthy, print the URL
+	testbed/build-image.sh bookworm
+	testbed/compose.sh up
+
+compose-down: bootstrap ## Remove the compose demo's containers, network and volumes (its data and secrets)
+	testbed/compose.sh down
+
+compose-test: bootstrap venv ## The compose demo with make site's smoke check, then removed (also on failure)
+	testbed/build-image.sh bookworm
+	CD_COMPOSE_PYTHON=$(BIN)/python testbed/compose.sh test
+
 molecule: bootstrap venv images ## Every Molecule scenario, timed per step (MOLECULE_JOBS at once, default 2)
 	testbed/run-scenarios.sh $(SCENARIOS)
 
-test: lint app-test molecule ## Everything CI runs
+test: lint app-test compose-test molecule ## Everything CI runs
 
 test-site: bootstrap venv images ## Only the whole-stack scenario, the last of make test (site.yml + pebble, port 443, rollback)
 	testbed/run-scenarios.sh site

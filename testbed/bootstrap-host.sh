@@ -12,6 +12,7 @@ set -euo pipefail
 
 packages=(
   podman runc netavark aardvark-dns iptables slirp4netns uidmap fuse-overlayfs
+  podman-compose
   debootstrap
   python3 python3-venv python3-dev gcc
   postgresql redis-server
