@@ -396,7 +396,8 @@ def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str
     Checks: the login page over verified HTTPS with HSTS; a static file linked from it, with the
     long cache header of nginx's ``/static/``; ``/healthz`` reporting database and Redis ok; two
     new users sign up; a message sent by one over wss reaches the other in the same room (the
-    last line names the message id and text, to look it up in the database).
+    second-last line names the message id and text, to look it up in the database); the room
+    page shows it.
 
     Raises:
         ChatClientError, OSError, ssl.SSLError, TimeoutError: the first check that failed.
@@ -430,6 +431,10 @@ def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str
         f"WebSocket message id={frame['id']} text={text!r} from {frame['author']} "
         "reached the second user"
     )
+    room = bob.expect("GET", f"/chat/smoke-{suffix}/", 200)
+    if text not in room.text:
+        raise ChatClientError(f"the room page /chat/smoke-{suffix}/ does not show {text!r}")
+    done.append(f"room page /chat/smoke-{suffix}/ 200, showing the message from the database")
     return done
 
 
