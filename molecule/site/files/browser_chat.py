@@ -18,6 +18,10 @@ dates included. The name is mapped to the address with ``--host-resolver-rules``
 origin is ``https://<name>``, as the app's origin checks expect. Before the chat, a browser with
 an empty NSS database must refuse the certificate: the trust comes from that database only.
 
+Chromium runs in a network namespace of its own, joined to this machine's network through
+slirp4netns (see isolated_network): containers starting and stopping here would otherwise
+abort its requests. It needs root, as the scenario does.
+
 Command line (one line per check; exit 1 on the first failure, with the errors seen)::
 
     python browser_chat.py https://cd-site --address 10.89.0.5 --cafile acme-root.pem \
@@ -31,6 +35,7 @@ import html
 import json
 import os
 import secrets
+import select
 import shutil
 import subprocess
 import sys
@@ -57,6 +62,11 @@ from playwright.sync_api import Error as PlaywrightError
 CHROMIUM = "/usr/bin/chromium"
 CERTUTIL = "/usr/bin/certutil"
 VIEWPORT = {"width": 900, "height": 640}
+UNSHARE = "/usr/bin/unshare"
+NSENTER = "/usr/bin/nsenter"
+SLIRP4NETNS = "/usr/bin/slirp4netns"
+# Seconds the browser's network namespace may take to come up.
+NETNS_TIMEOUT = 10.0
 # Markup in a message: shown as text it runs nothing; rendered as HTML, the image's error
 # handler would set the flag (a script added by innerHTML never runs, an event handler does).
 MARKUP = (
@@ -110,6 +120,8 @@ class Run:
     started: float = field(default_factory=time.monotonic)
     shots: list[Path] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
+    # What the browsers reported, copied here when a check fails.
+    errors: list[str] = field(default_factory=list)
 
     def passed(self, line: str) -> None:
         """Record and print a passed check, with the seconds since the run started."""
@@ -150,23 +162,95 @@ def nss_home(cafile: Path | None):
         yield home
 
 
-def launch(playwright: Playwright, home: str, host: str, address: str) -> Browser:
-    """Start headless Chromium with HOME at ``home`` and ``host`` resolved to ``address``."""
+@contextmanager
+def isolated_network():
+    """Yield the path of a Chromium that runs in a network namespace of its own.
+
+    Chromium aborts every request and socket (net::ERR_NETWORK_CHANGED) when an address of
+    its host changes, as one does whenever a container or a podman network starts or stops on
+    this machine (other scenarios run beside this one). In a namespace of its own the browser
+    sees only its own loopback and slirp4netns's tap0, which never change; slirp4netns makes
+    its connections from this machine's network stack, so they reach the site's address as
+    before. IPv6 is off in the namespace (no link-local address appears after the start).
+
+    Raises:
+        OSError, subprocess.SubprocessError: the namespace or slirp4netns did not come up
+        within NETNS_TIMEOUT seconds (needs root).
+    """
+    sysctls = "/proc/sys/net/ipv6/conf"
+    holder = subprocess.Popen(  # noqa: S603 (fixed binaries, arguments from this script)
+        [
+            UNSHARE,
+            "--net",
+            "sh",
+            "-c",
+            f"echo 1 > {sysctls}/all/disable_ipv6 && echo 1 > {sysctls}/default/disable_ipv6"
+            " && exec sleep 600",
+        ]
+    )
+    slirp = None
+    try:
+        deadline = time.monotonic() + NETNS_TIMEOUT
+        # unshare execs sh, which execs sleep once IPv6 is off: the same process throughout.
+        while Path(f"/proc/{holder.pid}/comm").read_text().strip() != "sleep":
+            if holder.poll() is not None or time.monotonic() > deadline:
+                raise OSError(
+                    f"the browser's network namespace did not come up ({holder.returncode})"
+                )
+            time.sleep(0.05)
+        ready_read, ready_write = os.pipe()
+        slirp = subprocess.Popen(  # noqa: S603 (fixed binary, arguments from this script)
+            [
+                SLIRP4NETNS,
+                "--configure",
+                "--mtu=65520",
+                "--disable-host-loopback",
+                f"--ready-fd={ready_write}",
+                str(holder.pid),
+                "tap0",
+            ],
+            pass_fds=(ready_write,),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(ready_write)
+        with os.fdopen(ready_read, "rb") as ready:
+            readable, _, _ = select.select([ready], [], [], max(0.0, deadline - time.monotonic()))
+            if not readable or ready.read(1) != b"1":
+                raise OSError("slirp4netns did not configure the browser's network namespace")
+        with tempfile.TemporaryDirectory(prefix="browser-chat-bin-") as folder:
+            wrapper = Path(folder) / "chromium"
+            wrapper.write_text(
+                f'#!/bin/sh\nexec {NSENTER} --net=/proc/{holder.pid}/ns/net {CHROMIUM} "$@"\n'
+            )
+            wrapper.chmod(0o700)
+            yield str(wrapper)
+    finally:
+        for process in (slirp, holder):
+            if process is not None:
+                process.kill()
+                process.wait()
+
+
+def launch(playwright: Playwright, chromium: str, home: str, host: str, address: str) -> Browser:
+    """Start headless ``chromium`` with HOME at ``home`` and ``host`` resolved to ``address``."""
     return playwright.chromium.launch(
-        executable_path=CHROMIUM,
+        executable_path=chromium,
         env={**os.environ, "HOME": home},
         args=[f"--host-resolver-rules=MAP {host} {address}"],
     )
 
 
-def check_untrusted(playwright: Playwright, url: str, host: str, address: str, run: Run) -> None:
+def check_untrusted(
+    playwright: Playwright, chromium: str, url: str, host: str, address: str, run: Run
+) -> None:
     """Check that Chromium refuses the site's certificate when its NSS database is empty.
 
     Raises:
         BrowserCheckError: the page loaded, or failed for another reason than an unknown CA.
     """
     with nss_home(None) as home:
-        browser = launch(playwright, home, host, address)
+        browser = launch(playwright, chromium, home, host, address)
         try:
             page = browser.new_page()
             try:
@@ -258,31 +342,58 @@ def check_inert(people: list[Person], markup: str) -> None:
             raise BrowserCheckError(f"{person.name}'s page rendered {markup!r} as markup: {found}")
 
 
-def chat(url: str, address: str, cafile: Path, artifacts: Path, timeout: float) -> Run:
-    """Run the whole browser test; return its record.
+def check_icon(page: Page) -> str:
+    """Fetch the icon the page links, and ``/favicon.ico``, from the page; describe both.
+
+    Raises:
+        BrowserCheckError: the page links no icon, or either is not an image answered with 200.
+    """
+    found = page.evaluate(
+        """async () => {
+            const link = document.querySelector("link[rel='icon']");
+            const get = async (url) => {
+                const r = await fetch(url);
+                return {url: r.url, status: r.status, type: r.headers.get("content-type")};
+            };
+            return {linked: link && await get(link.href), root: await get("/favicon.ico")};
+        }"""
+    )
+    linked, root = found["linked"], found["root"]
+    if not linked or any(
+        answer["status"] != 200 or not (answer["type"] or "").startswith("image/")
+        for answer in (linked, root)
+    ):
+        raise BrowserCheckError(f"the site icon: {found}")
+    if root["url"] != linked["url"]:
+        raise BrowserCheckError(
+            f"/favicon.ico ends at {root['url']}, the page links {linked['url']}"
+        )
+    return f"{urllib.parse.urlsplit(linked['url']).path} ({linked['type']})"
+
+
+def chat(url: str, address: str, cafile: Path, timeout: float, run: Run) -> None:
+    """Run the whole browser test once, recording it in ``run``.
 
     Args:
         url: the site's public URL, ``https://<name>[:port]``.
         address: the address to reach ``<name>`` at (no DNS needed).
         cafile: PEM of the CA that issued the site's certificate chain.
-        artifacts: folder for the screenshots (emptied first).
         timeout: seconds any one browser wait may take (navigations get twice that).
+        run: the record to fill; its screenshots go to ``run.artifacts`` (made here).
 
     Raises:
         BrowserCheckError, playwright.sync_api.Error, subprocess.CalledProcessError: the first
         check that failed (after screenshots of the pages as they were).
     """
     host = urllib.parse.urlsplit(url).hostname or ""
-    shutil.rmtree(artifacts, ignore_errors=True)
-    artifacts.mkdir(parents=True)
-    run = Run(artifacts)
+    run.artifacts.mkdir(parents=True)
     suffix = secrets.token_hex(4)
     room = f"browser-{suffix}"
     timeout_ms = timeout * 1000
-    with sync_playwright() as playwright:
-        check_untrusted(playwright, url, host, address, run)
+    with sync_playwright() as playwright, isolated_network() as chromium:
+        check_untrusted(playwright, chromium, url, host, address, run)
         with nss_home(cafile) as home:
-            browser = launch(playwright, home, host, address)
+            browser = launch(playwright, chromium, home, host, address)
             people: list[Person] = []
             try:
                 for name in ("alice", "bob"):
@@ -348,9 +459,13 @@ def chat(url: str, address: str, cafile: Path, artifacts: Path, timeout: float) 
                         )
                 check_inert(people, markup)
                 run.passed(
-                    "after a reload both find the two messages in the history, in order, as text"
+                    "after a reload both find the two messages in the history as served"
+                    " (escaped), in order, shown as text"
                 )
                 run.screenshot("reloaded", people)
+
+                icon = check_icon(alice.page)
+                run.passed(f"the linked icon and /favicon.ico both load: {icon}")
 
                 errors = [f"{person.name}: {error}" for person in people for error in person.errors]
                 if errors:
@@ -364,13 +479,12 @@ def chat(url: str, address: str, cafile: Path, artifacts: Path, timeout: float) 
                         run.screenshot("failed", people)
                     except PlaywrightError:
                         pass
-                errors = [f"{person.name}: {error}" for person in people for error in person.errors]
-                print(f"browser errors seen: {json.dumps(errors, indent=1)}", file=sys.stderr)
+                run.errors = [f"{p.name}: {error}" for p in people for error in p.errors]
+                print(f"browser errors seen: {json.dumps(run.errors, indent=1)}", file=sys.stderr)
                 raise
             finally:
                 print(f"screenshots: {[str(path) for path in run.shots]}", flush=True)
                 browser.close()
-    return run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -382,9 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--artifacts", required=True, type=Path, help="folder for screenshots")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds per browser wait")
     args = parser.parse_args(argv)
+    shutil.rmtree(args.artifacts, ignore_errors=True)
+    run = Run(args.artifacts)
     try:
-        run = chat(args.url, args.address, args.cafile, args.artifacts, args.timeout)
-    except (BrowserCheckError, PlaywrightError, subprocess.CalledProcessError, OSError) as exc:
+        chat(args.url, args.address, args.cafile, args.timeout, run)
+    except (BrowserCheckError, PlaywrightError, subprocess.SubprocessError, OSError) as exc:
         print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"passed {len(run.done)} checks in {time.monotonic() - run.started:.1f} s")
