@@ -182,7 +182,7 @@ def isolated_network():
         [
             UNSHARE,
             "--net",
-            "sh",
+            "/bin/sh",
             "-c",
             f"echo 1 > {sysctls}/all/disable_ipv6 && echo 1 > {sysctls}/default/disable_ipv6"
             " && exec sleep 600",
@@ -483,7 +483,8 @@ def chat(url: str, address: str, cafile: Path, timeout: float, run: Run) -> None
                 print(f"browser errors seen: {json.dumps(run.errors, indent=1)}", file=sys.stderr)
                 raise
             finally:
-                print(f"screenshots: {[str(path) for path in run.shots]}", flush=True)
+                for path in run.shots:
+                    print(f"screenshot: {path}", flush=True)
                 browser.close()
 
 
