@@ -43,7 +43,7 @@ def test_favicon_ico_refuses_post(client):
 
 
 def test_favicon_ico_redirects_to_the_collected_hashed_name(client, settings, tmp_path):
-    """In production (ManifestStaticFilesStorage) the target is the hashed file collectstatic wrote."""
+    """In production (ManifestStaticFilesStorage) it points at the hashed file collected."""
     settings.STATIC_ROOT = tmp_path
     with override_settings(STORAGES=MANIFEST_STORAGES):
         call_command("collectstatic", interactive=False, verbosity=0)
