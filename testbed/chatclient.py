@@ -365,6 +365,31 @@ async def catchup_across_restart(
     }
 
 
+async def message_while_broken(site: ChatSite, room: str, break_cmd: str) -> dict[str, Any]:
+    """Send a message on an open WebSocket after ``break_cmd`` ran (e.g. stopped Redis).
+
+    The connection joins ``room`` first (joining needs the channel layer), then the command
+    runs, then one message is sent: the app stores it and, when the layer refuses the
+    broadcast, still sends the sender its own copy.
+
+    Returns:
+        ``{"id": int, "text": str}`` of the message that came back.
+
+    Raises:
+        ChatClientError: the command failed, or no copy came back within the site's timeout.
+    """
+    text = f"while broken {secrets.token_hex(4)}"
+    ws = await site.websocket(room)
+    await asyncio.to_thread(run_restart, break_cmd)
+    await ws.send(json.dumps({"type": "chat.message", "text": text}))
+    try:
+        frame = await next_chat_message(ws, site.timeout * 3)
+    except TimeoutError as exc:
+        raise ChatClientError("the sender got no copy of its message") from exc
+    await ws.close()
+    return {"id": frame["id"], "text": frame["text"]}
+
+
 def smoke(base_url: str, connect_to: str | None, cafile: str | None) -> list[str]:
     """Check the deployed chat end to end; return one line per passed check.
 
@@ -418,6 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
     loop = sub.add_parser("http-restarts", help="requests in a loop across app server restarts")
     wsr = sub.add_parser("ws-restart", help="WebSocket catch-up across an ASGI server restart")
+    broken = sub.add_parser("send-broken", help="send a message after a command broke something")
+    broken.add_argument("url")
+    broken.add_argument("--connect-to")
+    broken.add_argument("--cafile")
+    broken.add_argument("--break-cmd", required=True, help="command run after joining the room")
     for extra in (loop, wsr):
         extra.add_argument("url")
         extra.add_argument("--connect-to")
@@ -437,6 +467,11 @@ def main(argv: list[str] | None = None) -> int:
                 site, args.path, args.seconds, args.restart_cmd, args.restarts
             )
             print(json.dumps(result))
+        elif args.command == "send-broken":
+            site = ChatSite(args.url, args.connect_to, args.cafile)
+            site.signup(f"broken-{secrets.token_hex(4)}", secrets.token_urlsafe(16))
+            room = f"broken-{secrets.token_hex(4)}"
+            print(json.dumps(asyncio.run(message_while_broken(site, room, args.break_cmd))))
         else:
             sites = [ChatSite(args.url, args.connect_to, args.cafile) for _ in range(2)]
             suffix = secrets.token_hex(4)

@@ -24,7 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from chat import limits, resync
+from chat import limits, metrics, resync
 from chat.models import MAX_TEXT_LENGTH, Message
 from chat.ratelimit import TokenBucket
 from chat.rooms import group_name, is_valid_room_name
@@ -160,6 +160,8 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     delivered: int = 0
     watched: bool = False
     counted: bool = False
+    # Counted in the WebSocket and room gauges (chat/metrics.py).
+    measured: bool = False
 
     async def connect(self) -> None:
         """Check the user, the room and the user's socket count; join the groups; accept."""
@@ -205,9 +207,14 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         resync.watcher().add(self)
         self.watched = True
+        metrics.websocket_joined(room_name)
+        self.measured = True
 
     async def disconnect(self, code: int) -> None:
         """Leave the watcher, the socket count and the groups the connection had joined."""
+        if self.measured:
+            metrics.websocket_left(self.room_name)
+            self.measured = False
         if self.watched:
             resync.watcher().discard(self)
             self.watched = False
@@ -289,16 +296,19 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             logger.exception("Could not store a message in room %s", self.room_name)
             await self.send_error("server_error", "The message could not be stored; try again.")
             return
+        metrics.message_stored()
         room_group = self.groups_joined[0]
         for attempt in (1, 2):
             try:
                 await self.channel_layer.group_send(room_group, frame)
+                metrics.message_broadcast()
                 return
             except (RedisError, OSError, ChannelFull) as error:
                 # After a Redis restart the first publish meets the dead pooled connection
                 # (channels-redis 4.3 does not retry it); a second attempt gets a new one.
                 if attempt == 2:
                     logger.warning("Could not broadcast message %s: %s", frame["id"], error)
+                    metrics.broadcast_failed()
         # Stored: the watchers of every process push it to the room's other connections
         # (chat/resync.py); this one gets it now.
         await self.send_json(frame)

@@ -204,7 +204,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # First: everything after it sees the client's address in REMOTE_ADDR.
+    # Outermost: times the whole request, by view (chat/metrics.py).
+    "chat.metrics.RequestMetricsMiddleware",
+    # Next: everything after it sees the client's address in REMOTE_ADDR.
     "config.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
