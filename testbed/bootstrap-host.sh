@@ -17,6 +17,8 @@ packages=(
   python3 python3-venv python3-dev gcc
   postgresql redis-server
   wrk
+  # The site scenario's browser test: headless Chromium, certutil for its trust store.
+  chromium libnss3-tools
   git make curl openssl openssh-client util-linux
 )
 
