@@ -28,9 +28,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "cluster" / "files"))
+_PROJECT = Path(__file__).resolve().parents[3]
+sys.path[:0] = [str(_PROJECT / "testbed"), str(_PROJECT / "molecule" / "cluster" / "files")]
 
-from chatclient import ChatClientError, ChatSite  # noqa: E402 (cluster_client adds testbed/)
+from chatclient import ChatClientError, ChatSite  # noqa: E402 (the path above first)
 from cluster_client import HttpLoop, Reader, Sender, new_users  # noqa: E402 (the path above first)
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
