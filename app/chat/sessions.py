@@ -18,9 +18,10 @@ Besides, every ``chat.message`` checks the session before the message is stored.
 
 A ``SECRET_KEY`` rotation must not end any session: ``renew_session_hash``
 gives a session whose auth hash an old key (``SECRET_KEY_FALLBACKS``) made the
-current key's hash under the same session key, on its next request
-(``config.middleware.SessionHashRenewalMiddleware``) or WebSocket handshake
-(``config.asgi``), and ``manage.py resign_sessions`` does it for every session.
+current key's hash under the same session key, for each request
+(``config.middleware.SessionHashRenewalMiddleware``) and WebSocket handshake
+(``config.asgi``) without saving it, and ``manage.py resign_sessions`` saves
+it for every session once every server runs the new key.
 """
 
 import hashlib
@@ -109,8 +110,8 @@ def renew_session_hash(session: MutableMapping[str, Any]) -> bool:
     accept it at all (it flushes the session): either would cut the user's
     WebSockets, whose session key would then be gone (4401). Renewing the hash
     in place, under the same session key, before either runs avoids both. The
-    caller saves the session (the HTTP middleware does; a WebSocket's session
-    needs ``save()``). Runs a database query: call it in a worker thread.
+    caller decides whether to save it. Runs a database query: call it in a
+    worker thread.
 
     Args:
         session: a session store, or the dict of a session's data.
@@ -192,23 +193,19 @@ def on_user_deleted(sender: object, instance: Any, **kwargs: Any) -> None:
     transaction.on_commit(lambda: notify_user(user_id))
 
 
-@database_sync_to_async
-def _renew_and_save(session: Any) -> None:
-    if renew_session_hash(session):
-        session.save()
-
-
 class SessionRenewingAuthMiddleware(AuthMiddleware):
-    """channels' ``AuthMiddleware`` that first renews an old key's session hash (and saves it).
+    """channels' ``AuthMiddleware`` that first renews an old key's session hash, unsaved.
 
     channels' ``get_user`` accepts no ``SECRET_KEY_FALLBACKS`` hash: it would log
-    the user out at the WebSocket handshake after a ``SECRET_KEY`` rotation.
+    the user out at the WebSocket handshake after a ``SECRET_KEY`` rotation. The
+    renewal stays in this connection's copy of the session (see
+    ``config.middleware.SessionHashRenewalMiddleware`` for why it is not saved).
     """
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
         """Renew the session's hash when fallback keys are set, then resolve the user."""
         if settings.SECRET_KEY_FALLBACKS and scope.get("session") is not None:
-            await _renew_and_save(scope["session"])
+            await database_sync_to_async(renew_session_hash)(scope["session"])
         await super().resolve_scope(scope)
 
 

@@ -82,11 +82,13 @@ class SessionHashRenewalMiddleware:
     """Keep a session logged in, under its key, across a ``SECRET_KEY`` rotation.
 
     Between Django's session and authentication middleware: a session whose auth
-    hash a ``SECRET_KEY_FALLBACKS`` key made gets the current key's hash
-    (``chat.sessions.renew_session_hash``), so that Django's ``get_user`` does not
-    give it a new session key, which would close the user's WebSockets with 4401.
-    The session middleware then saves it, signed with the current key. Without
-    fallback keys it does nothing.
+    hash a ``SECRET_KEY_FALLBACKS`` key made gets the current key's hash for this
+    request (``chat.sessions.renew_session_hash``), so that Django's ``get_user``
+    does not give it a new session key, which would close the user's WebSockets
+    with 4401. The renewal is not saved: while the servers restart one after the
+    other, one that still runs the old key alone could not read a session signed
+    with the new key. ``manage.py resign_sessions`` saves it once all run the new
+    key. Without fallback keys it does nothing.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -94,5 +96,8 @@ class SessionHashRenewalMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if settings.SECRET_KEY_FALLBACKS:
-            renew_session_hash(request.session)
+            session = request.session
+            modified = session.modified
+            renew_session_hash(session)
+            session.modified = modified
         return self.get_response(request)
