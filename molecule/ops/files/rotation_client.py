@@ -32,11 +32,33 @@ _PROJECT = Path(__file__).resolve().parents[3]
 sys.path[:0] = [str(_PROJECT / "testbed"), str(_PROJECT / "molecule" / "cluster" / "files")]
 
 from chatclient import ChatClientError, ChatSite  # noqa: E402 (the path above first)
-from cluster_client import HttpLoop, Reader, Sender, new_users  # noqa: E402 (the path above first)
+from cluster_client import HttpLoop, Reader, Sender  # noqa: E402 (the path above first)
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
 # The app's close code for a session that no longer logs its user in.
 CLOSE_UNAUTHENTICATED = 4401
+
+
+def new_users(args: argparse.Namespace, count: int) -> list[ChatSite]:
+    """Sign up ``count`` users; a 429 (nginx's budget of form posts per address) waits and retries.
+
+    Raises:
+        ChatClientError: a sign-up failed otherwise, or was refused 5 times.
+    """
+    suffix = secrets.token_hex(4)
+    sites = []
+    for n in range(count):
+        for attempt in range(5):
+            site = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+            try:
+                site.signup(f"rotation-{n}-{suffix}", secrets.token_urlsafe(16))
+                break
+            except ChatClientError as exc:
+                if "HTTP 429" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(7)
+        sites.append(site)
+    return sites
 
 
 def old_cookie_status(args: argparse.Namespace, cookie: str) -> int:
@@ -48,7 +70,7 @@ def old_cookie_status(args: argparse.Namespace, cookie: str) -> int:
 
 async def rotation(args: argparse.Namespace) -> dict[str, Any]:
     """Readers, a sender and two HTTP loops until the stop file exists; then the old cookies."""
-    sites = new_users(args, args.clients + 1, "rotation")
+    sites = new_users(args, args.clients + 1)
     cookies = [site.cookies["sessionid"] for site in sites]
     room = f"rotation-{secrets.token_hex(4)}"
     t0 = time.monotonic()
