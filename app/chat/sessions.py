@@ -15,17 +15,34 @@ outlive its session, every chat connection joins the group of its user,
   connections close too, and their clients reconnect with the new cookie.
 
 Besides, every ``chat.message`` checks the session before the message is stored.
+
+A ``SECRET_KEY`` rotation must not end any session: ``renew_session_hash``
+gives a session whose auth hash an old key (``SECRET_KEY_FALLBACKS``) made the
+current key's hash under the same session key, for each request
+(``config.middleware.SessionHashRenewalMiddleware``) and WebSocket handshake
+(``config.asgi``) without saving it, and ``manage.py resign_sessions`` saves
+it for every session once every server runs the new key.
 """
 
 import hashlib
 import logging
+from collections.abc import MutableMapping
 from importlib import import_module
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.auth import AuthMiddleware
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, load_backend
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
 from redis.exceptions import RedisError
@@ -85,6 +102,50 @@ def session_is_valid(session_key: str | None, user_id: object) -> bool:
     )
 
 
+def renew_session_hash(session: MutableMapping[str, Any]) -> bool:
+    """Replace a session's auth hash made with a ``SECRET_KEY_FALLBACKS`` key by the current one.
+
+    After a ``SECRET_KEY`` rotation, Django's ``get_user`` accepts such a hash
+    but then gives the session a new key (``cycle_key``), and channels' does not
+    accept it at all (it flushes the session): either would cut the user's
+    WebSockets, whose session key would then be gone (4401). Renewing the hash
+    in place, under the same session key, before either runs avoids both. The
+    caller decides whether to save it. Runs a database query: call it in a
+    worker thread.
+
+    Args:
+        session: a session store, or the dict of a session's data.
+
+    Returns:
+        True when the hash was renewed, False when there was nothing to do (no
+        fallback keys, no logged-in user, the hash already current, or a hash no
+        key made: Django then logs the user out as usual).
+    """
+    if not settings.SECRET_KEY_FALLBACKS:
+        return False
+    try:
+        user_id = session[SESSION_KEY]
+        backend_path = session[BACKEND_SESSION_KEY]
+        session_hash = session[HASH_SESSION_KEY]
+    except KeyError:
+        return False
+    if not session_hash or backend_path not in settings.AUTHENTICATION_BACKENDS:
+        return False
+    user = load_backend(backend_path).get_user(get_user_model()._meta.pk.to_python(user_id))
+    if user is None or not hasattr(user, "get_session_auth_hash"):
+        return False
+    current = user.get_session_auth_hash()
+    if constant_time_compare(session_hash, current):
+        return False
+    if not any(
+        constant_time_compare(session_hash, fallback)
+        for fallback in user.get_session_auth_fallback_hash()
+    ):
+        return False
+    session[HASH_SESSION_KEY] = current
+    return True
+
+
 def notify_user(user_id: object, session_key: str | None = None) -> None:
     """Tell a user's chat connections to check their session (sync code, e.g. a signal).
 
@@ -130,3 +191,24 @@ def on_user_deleted(sender: object, instance: Any, **kwargs: Any) -> None:
     """``post_delete`` of the user model: its connections close (their check fails)."""
     user_id = instance.pk
     transaction.on_commit(lambda: notify_user(user_id))
+
+
+class SessionRenewingAuthMiddleware(AuthMiddleware):
+    """channels' ``AuthMiddleware`` that first renews an old key's session hash, unsaved.
+
+    channels' ``get_user`` accepts no ``SECRET_KEY_FALLBACKS`` hash: it would log
+    the user out at the WebSocket handshake after a ``SECRET_KEY`` rotation. The
+    renewal stays in this connection's copy of the session (see
+    ``config.middleware.SessionHashRenewalMiddleware`` for why it is not saved).
+    """
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        """Renew the session's hash when fallback keys are set, then resolve the user."""
+        if settings.SECRET_KEY_FALLBACKS and scope.get("session") is not None:
+            await database_sync_to_async(renew_session_hash)(scope["session"])
+        await super().resolve_scope(scope)
+
+
+def auth_middleware_stack(inner: Any) -> CookieMiddleware:
+    """channels' ``AuthMiddlewareStack`` with ``SessionRenewingAuthMiddleware``."""
+    return CookieMiddleware(SessionMiddleware(SessionRenewingAuthMiddleware(inner)))

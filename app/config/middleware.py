@@ -7,6 +7,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from chat.sessions import renew_session_hash
+
 # The site's own pages load only their own scripts and styles (no CDN, no inline
 # script), so a strict policy costs nothing and blunts any injection that slips
 # past escaping. The admin keeps Django's defaults: it uses inline attributes.
@@ -73,4 +75,29 @@ class ClientAddressMiddleware:
         if header and self._peer_is_trusted(request.META.get("REMOTE_ADDR", "")):
             with contextlib.suppress(ValueError):
                 request.META["REMOTE_ADDR"] = str(ipaddress.ip_address(header))
+        return self.get_response(request)
+
+
+class SessionHashRenewalMiddleware:
+    """Keep a session logged in, under its key, across a ``SECRET_KEY`` rotation.
+
+    Between Django's session and authentication middleware: a session whose auth
+    hash a ``SECRET_KEY_FALLBACKS`` key made gets the current key's hash for this
+    request (``chat.sessions.renew_session_hash``), so that Django's ``get_user``
+    does not give it a new session key, which would close the user's WebSockets
+    with 4401. The renewal is not saved: while the servers restart one after the
+    other, one that still runs the old key alone could not read a session signed
+    with the new key. ``manage.py resign_sessions`` saves it once all run the new
+    key. Without fallback keys it does nothing.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if settings.SECRET_KEY_FALLBACKS:
+            session = request.session
+            modified = session.modified
+            renew_session_hash(session)
+            session.modified = modified
         return self.get_response(request)

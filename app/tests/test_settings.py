@@ -17,6 +17,7 @@ APP_DIR = Path(__file__).resolve().parent.parent
 APP_VARIABLES = {
     "DJANGO_SETTINGS_MODULE",
     "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
     "DATABASE_URL",
     "REDIS_URL",
     "ALLOWED_HOSTS",
@@ -129,6 +130,7 @@ def production_settings(env: dict[str, str]) -> dict:
             "cookies_secure": [s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE],
             "ssl_redirect": s.SECURE_SSL_REDIRECT,
             "debug": s.DEBUG,
+            "key_fallbacks": s.SECRET_KEY_FALLBACKS,
             "server_id": s.CHAT_SERVER_ID,
             "ws_origins": s.CHAT_ALLOWED_ORIGINS,
             "ws_limits": [
@@ -329,3 +331,61 @@ def test_production_refuses_bad_limits(variable, value, message):
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(None, []), ("", []), ("old-key-1,old-key-2", ["old-key-1", "old-key-2"])],
+)
+def test_production_reads_the_previous_secret_keys(value, expected):
+    loaded = production_settings(production_env(SECRET_KEY_FALLBACKS=value))
+    assert loaded["key_fallbacks"] == expected
+
+
+def test_database_url_assume_role_logs_in_as_a_member_and_acts_as_the_owner(postgres_server):
+    """The DATABASE_URL a deployment with rotating login roles writes (connections.yml).
+
+    The login role (a member of the NOLOGIN owner) connects, Django's ``assume_role``
+    (from the URL's query into OPTIONS) makes every statement run as the owner, and
+    a table it creates belongs to the owner.
+    """
+    import psycopg
+
+    admin = psycopg.connect(
+        host=postgres_server.socket_dir,
+        port=postgres_server.port,
+        user=postgres_server.superuser,
+        dbname="postgres",
+        autocommit=True,
+    )
+    try:
+        admin.execute("DROP DATABASE IF EXISTS rot_check")
+        admin.execute("DROP ROLE IF EXISTS rot_owner_a1b2c3d4")
+        admin.execute("DROP ROLE IF EXISTS rot_owner")
+        admin.execute("CREATE ROLE rot_owner NOLOGIN")
+        admin.execute("CREATE ROLE rot_owner_a1b2c3d4 LOGIN IN ROLE rot_owner")
+        admin.execute("CREATE DATABASE rot_check OWNER rot_owner")
+        url = (
+            f"postgres://rot_owner_a1b2c3d4@:{postgres_server.port}/rot_check"
+            f"?host={postgres_server.socket_dir}&assume_role=rot_owner"
+        )
+        code = """if True:
+            import django
+            from django.db import connection
+            django.setup()
+            with connection.cursor() as cursor:
+                cursor.execute("CREATE TABLE made_here (id int)")
+                cursor.execute(
+                    "SELECT session_user, current_user, tableowner FROM pg_tables"
+                    " WHERE tablename = 'made_here'"
+                )
+                print(cursor.fetchone())
+        """
+        result = run_in_app(["-c", code], env=production_env(DATABASE_URL=url))
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "('rot_owner_a1b2c3d4', 'rot_owner', 'rot_owner')"
+    finally:
+        admin.execute("DROP DATABASE IF EXISTS rot_check")
+        admin.execute("DROP ROLE IF EXISTS rot_owner_a1b2c3d4")
+        admin.execute("DROP ROLE IF EXISTS rot_owner")
+        admin.close()

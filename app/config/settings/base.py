@@ -210,6 +210,8 @@ MIDDLEWARE = [
     "config.middleware.ClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Before authentication: sessions survive a SECRET_KEY rotation under their key.
+    "config.middleware.SessionHashRenewalMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",

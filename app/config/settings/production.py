@@ -1,6 +1,8 @@
 """Production settings: the default of config.asgi and config.wsgi.
 
-Start-up stops with ImproperlyConfigured naming the variable when SECRET_KEY,
+SECRET_KEY_FALLBACKS (optional, a comma list) holds the previous secret keys
+while a new one takes over. Start-up stops with ImproperlyConfigured naming
+the variable when SECRET_KEY,
 DATABASE_URL, REDIS_URL or ALLOWED_HOSTS is missing. TLS ends at nginx, which
 must set ``X-Forwarded-Proto`` (and overwrite any value a client sent).
 """
@@ -10,6 +12,9 @@ from .base import *
 DEBUG = False
 
 SECRET_KEY = require_env("SECRET_KEY")
+# Previous keys, newest first, while a new SECRET_KEY takes over: what they
+# signed still verifies, and their sessions stay logged in (chat/sessions.py).
+SECRET_KEY_FALLBACKS = [key for key in env.list("SECRET_KEY_FALLBACKS", default=[]) if key.strip()]
 require_env("ALLOWED_HOSTS")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 # WebSocket Origin headers must equal one of these (scheme, host and port); by default
