@@ -311,12 +311,27 @@ class Sender(Reader):
                         self.resent += 1
                 except ConnectionClosed as exc:
                     self.closes.append(close_code(exc))
-                    ws = await self.connect(budget)
-                    # The catch-up may show the text stored after all.
-                    if await self.confirm(ws, text, 2.0) is None and text not in self.texts:
-                        self.resent += 1
+                    ws = await self.rejoin(text, budget)
             await asyncio.sleep(self.interval)
         await ws.close()
+
+    async def rejoin(self, text: str, budget: float) -> ClientConnection:
+        """Connect again after a close and read the catch-up, which may show ``text`` stored.
+
+        A connection that closes again meanwhile (the next instance restarting) is recorded
+        and replaced, like the first one.
+
+        Raises:
+            ChatClientError: no connection within ``budget`` s (see :meth:`Reader.connect`).
+        """
+        while True:
+            ws = await self.connect(budget)
+            try:
+                if await self.confirm(ws, text, 2.0) is None and text not in self.texts:
+                    self.resent += 1
+                return ws
+            except ConnectionClosed as exc:
+                self.closes.append(close_code(exc))
 
 
 async def rolling(args: argparse.Namespace) -> dict[str, Any]:
