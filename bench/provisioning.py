@@ -12,6 +12,7 @@ import os
 import re
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,8 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
     Returns:
         ``seconds`` (wall), the recap totals, ``tasks`` (ok + skipped), ``module_tasks``
         (tasks that ran a module, see ``LOCAL_ACTIONS``) with their median seconds,
-        ``module_runs`` (module runs: a loop runs one per item), and the 8 slowest tasks
-        as ``[name, seconds]``.
+        ``module_runs`` (module runs: a loop runs one per item), ``by_role`` and the 8
+        slowest tasks as ``[name, seconds]`` (see :func:`summarize`).
 
     Raises:
         BenchError: the playbook failed (the log file is named).
@@ -96,18 +97,59 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
     seconds = time.monotonic() - started
     if done.returncode != 0:
         raise BenchError(f"{path.name} failed, see {logfile}")
+    summary = summarize(read_report(logfile))
+    return {"seconds": round(seconds, 1), **summary}
+
+
+def read_report(logfile: Path) -> dict[str, Any]:
+    """Read the ``ansible.posix.json`` report from a playbook's log.
+
+    Args:
+        logfile: the playbook's output: warnings (stderr) may come first, then the report,
+            which starts with a line holding ``{`` alone.
+
+    Returns:
+        The report as the callback wrote it (``plays``, ``stats``).
+
+    Raises:
+        BenchError: the log holds no report.
+    """
     text = logfile.read_text()
-    # Warnings (stderr) may come first; the report starts on a line of its own.
     start = re.search(r"^\{$", text, re.M)
     if start is None:
-        raise BenchError(f"{path.name}: no JSON report in {logfile}")
+        raise BenchError(f"no JSON report in {logfile}")
     report, _ = json.JSONDecoder().raw_decode(text[start.start() :])
+    return report
+
+
+def _role(task_name: str) -> str:
+    """The role of a task as the callback names it (``role : task``), or ``(playbook)``."""
+    role, sep, _ = task_name.partition(" : ")
+    return role if sep else "(playbook)"
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """Sum up a playbook's ``ansible.posix.json`` report: its tasks, module runs and time.
+
+    Args:
+        report: the callback's report (``plays``, each with ``tasks``; ``stats`` per host).
+
+    Returns:
+        The recap totals, ``tasks`` (ok + skipped), ``module_tasks`` (tasks that ran a
+        module, see ``LOCAL_ACTIONS``) with their median and summed seconds,
+        ``module_runs`` (a loop runs one per item), ``by_role`` (role, or ``(playbook)`` for
+        a playbook's own tasks, to ``module_runs``, ``seconds`` of all its tasks and
+        ``controller_seconds`` of those that ran no module, most runs first) and the 8
+        slowest tasks as ``[name, seconds]``. Seconds are the callback's task spans: a task's
+        start to its end on the last host.
+    """
     totals = {"ok": 0, "changed": 0, "failed": 0, "skipped": 0}
     for stats in report["stats"].values():
         for key, field in (("ok", "ok"), ("changed", "changed"), ("failed", "failures")):
             totals[key] += stats[field]
         totals["skipped"] += stats["skipped"]
     timed, module_seconds, module_total = [], [], 0
+    by_role: dict[str, dict[str, float]] = {}
     for play in report["plays"]:
         for task in play["tasks"]:
             span = task["task"]["duration"]
@@ -116,13 +158,20 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
             took = (
                 dt.datetime.fromisoformat(span["end"]) - dt.datetime.fromisoformat(span["start"])
             ).total_seconds()
-            timed.append((task["task"]["name"], round(took, 2)))
+            name = task["task"]["name"]
+            timed.append((name, round(took, 2)))
             runs = sum(module_runs(r) for r in task["hosts"].values())
+            role = by_role.setdefault(
+                _role(name), {"module_runs": 0, "seconds": 0.0, "controller_seconds": 0.0}
+            )
+            role["module_runs"] += runs
+            role["seconds"] += took
             if runs:
                 module_seconds.append(took)
                 module_total += runs
+            else:
+                role["controller_seconds"] += took
     return {
-        "seconds": round(seconds, 1),
         "tasks": totals["ok"] + totals["skipped"],
         **totals,
         "module_tasks": len(module_seconds),
@@ -130,6 +179,11 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
         "module_task_median_seconds": round(statistics.median(module_seconds), 3)
         if module_seconds
         else None,
+        "module_task_seconds": round(sum(module_seconds), 1),
+        "by_role": {
+            name: {key: round(value, 1) for key, value in r.items()}
+            for name, r in sorted(by_role.items(), key=lambda kv: -kv[1]["module_runs"])
+        },
         "slowest_tasks": sorted(timed, key=lambda t: -t[1])[:8],
     }
 
@@ -188,3 +242,36 @@ def provision(testbed: Testbed) -> dict[str, Any]:
             "warm_floor_seconds": round(ping * warm["module_runs"], 1),
         },
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the module runs of saved reports, per role: ``python bench/provisioning.py LOG...``.
+
+    Args:
+        argv: the logs of ``ansible.posix.json`` runs (``bench/.work/site-warm.json``, or a
+            run of one's own with ``ANSIBLE_STDOUT_CALLBACK=ansible.posix.json``); default
+            ``sys.argv[1:]``.
+
+    Returns:
+        0; each log's totals, then one line per role: module runs and seconds.
+
+    Raises:
+        BenchError: a log holds no report.
+    """
+    for name in sys.argv[1:] if argv is None else argv:
+        summary = summarize(read_report(Path(name)))
+        print(
+            f"{name}: {summary['module_runs']} module runs in {summary['module_tasks']} tasks"
+            f" ({summary['module_task_seconds']} s), {summary['tasks']} tasks,"
+            f" changed={summary['changed']}, failed={summary['failed']}"
+        )
+        for role, figures in summary["by_role"].items():
+            print(
+                f"  {role:14} {figures['module_runs']:5g} runs {figures['seconds']:7.1f} s"
+                f" (controller-only tasks {figures['controller_seconds']:.1f} s)"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
