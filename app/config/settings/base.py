@@ -374,6 +374,9 @@ CHAT_WS_RATE_BURST = env.int("CHAT_WS_RATE_BURST", default=10)
 CHAT_WS_RATE_PER_SECOND = env.float("CHAT_WS_RATE_PER_SECOND", default=5.0)
 # Seconds between two checks, per daphne process, for messages a connection missed.
 CHAT_RESYNC_INTERVAL = env.float("CHAT_RESYNC_INTERVAL", default=1.0)
+# Seconds a room page's rendered history stays in the cache at most (chat/history.py); a
+# stored message replaces it at once. 0: no cache, every page reads the database.
+CHAT_HISTORY_CACHE_SECONDS = int_from_env("CHAT_HISTORY_CACHE_SECONDS", 60, 0, 86400)
 
 # Name of this server among those sharing the channel layer: its chat connections join
 # a group named from it, which `manage.py close_websockets` closes before a restart.
