@@ -176,9 +176,7 @@ def test_a_message_stored_while_a_page_renders_is_not_hidden_by_its_fragment(
     assert "committed meanwhile" in page(alice_client)
 
 
-def test_the_page_renders_from_the_database_while_redis_is_down(
-    alice_client, alice, redis_server
-):
+def test_the_page_renders_from_the_database_while_redis_is_down(alice_client, alice, redis_server):
     Message.post("lobby", alice, "first")
     page(alice_client)
     redis_server.stop()
