@@ -95,10 +95,11 @@ def channel_layers(redis_url: str | None) -> dict[str, Any]:
 def cache_from_url(redis_url: str | None) -> dict[str, Any]:
     """Build ``CACHES``: Redis when there is a URL (the channel layer's), else process memory.
 
-    The per-address limits keep their counters in this cache, so every process of
-    every app host must share it: Redis. Keys start with ``cache:`` (the app's Redis
-    user needs ``~cache:*`` and GET, SET, INCRBY, EXISTS; see README). Redis gets
-    1 s to connect and 1 s to answer.
+    The per-address limits keep their counters in this cache, the sessions a copy
+    (chat/session_store.py) and the room pages their history (chat/history.py), so
+    every process of every app host must share it: Redis. Keys start with ``cache:``
+    (the app's Redis user needs ``~cache:*`` and GET, SET, INCRBY, EXISTS, DEL; see
+    README). Redis gets 1 s to connect and 1 s to answer.
 
     Args:
         redis_url: e.g. ``redis://chat:secret@127.0.0.1:6379/0``; ``None``: in-process
