@@ -33,16 +33,19 @@ connection was replaced while measuring.
 """
 
 import argparse
+import contextlib
 import io
 import json
 import os
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 import urllib.parse
 import wsgiref.util
+from collections.abc import Iterator
 from pathlib import Path
 
 APP = Path(__file__).resolve().parents[1] / "app"
@@ -52,6 +55,7 @@ from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 TICK_MS = 1000 / os.sysconf("SC_CLK_TCK")
 ROOM = "bench-room"
+HOST = "chat.example"
 
 
 def proc_cpu_ms(pid: int) -> float:
@@ -61,90 +65,106 @@ def proc_cpu_ms(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) * TICK_MS
 
 
+@contextlib.contextmanager
+def app_environment() -> Iterator[tuple[PostgresServer, RedisServer, dict[str, str]]]:
+    """Start the servers, point the production settings at them, set up the app.
+
+    The database is migrated, the static files collected into a temporary folder, and the
+    room ``ROOM`` gets a full history from the user ``bench-0000``.
+
+    Yields:
+        The servers and the environment variables the settings read (for a gunicorn of
+        the same app).
+    """
+    postgres = PostgresServer()
+    postgres.start()
+    redis = RedisServer("pubsub")
+    static_root = tempfile.mkdtemp(prefix="chat-bench-static-")
+    try:
+        redis.start()
+        socket_dir = urllib.parse.quote(postgres.socket_dir)
+        env = {
+            "DJANGO_SETTINGS_MODULE": "config.settings.production",
+            "SECRET_KEY": secrets.token_urlsafe(40),
+            "DATABASE_URL": (
+                f"postgres://{postgres.superuser}@:{postgres.port}/postgres?host={socket_dir}"
+            ),
+            "REDIS_URL": redis.url,
+            "ALLOWED_HOSTS": HOST,
+            "STATIC_ROOT": static_root,
+            "LOG_LEVEL": "WARNING",
+        }
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        call_command("collectstatic", interactive=False, verbosity=0)
+        from chat.models import Message
+        from chat.views import HISTORY_LENGTH
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.create_user("bench-0000")
+        for n in range(HISTORY_LENGTH):
+            Message.post(ROOM, user, f"history message {n} for the room page benchmark")
+        yield postgres, redis, env
+    finally:
+        redis.cleanup()
+        postgres.stop()
+        shutil.rmtree(static_root, ignore_errors=True)
+
+
+def session_cookie() -> str:
+    """Log ``bench-0000`` in with the settings in force; return the session key."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench-0000"))
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
 def main() -> None:
-    """Start the servers, set up the app, measure the steps, print the JSON."""
+    """Measure the steps; print the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
     args = parser.parse_args()
-
-    postgres = PostgresServer()
-    postgres.start()
-    redis = RedisServer("pubsub")
-    redis.start()
-    static_root = tempfile.mkdtemp(prefix="chat-bench-static-")
-    try:
-        measure(postgres, redis, static_root, args.rounds, args.requests)
-    finally:
-        redis.cleanup()
-        postgres.stop()
-        for path in sorted(Path(static_root).rglob("*"), reverse=True):
-            path.rmdir() if path.is_dir() else path.unlink()
-        Path(static_root).rmdir()
+    with app_environment() as (_, redis, _):
+        measure(redis, args.rounds, args.requests)
 
 
-def measure(
-    postgres: PostgresServer, redis: RedisServer, static_root: str, rounds: int, count: int
-) -> None:
-    """Configure Django for the servers, make the fixtures and run the rounds."""
-    socket_dir = urllib.parse.quote(postgres.socket_dir)
-    os.environ.update(
-        DJANGO_SETTINGS_MODULE="config.settings.production",
-        SECRET_KEY=secrets.token_urlsafe(40),
-        DATABASE_URL=(
-            f"postgres://{postgres.superuser}@:{postgres.port}/postgres?host={socket_dir}"
-        ),
-        REDIS_URL=redis.url,
-        ALLOWED_HOSTS="chat.example",
-        STATIC_ROOT=static_root,
-        LOG_LEVEL="WARNING",
-    )
-    import django
-
-    django.setup()
+def measure(redis: RedisServer, rounds: int, count: int) -> None:
+    """Run the rounds of every step; print the JSON."""
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
-    from django.core.management import call_command
     from django.db import connection
-    from django.test import Client, override_settings
+    from django.test import override_settings
     from django.test.utils import CaptureQueriesContext
 
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
-    from chat.models import Message
-    from chat.views import HISTORY_LENGTH
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.create_user("bench-0000")
-    for n in range(HISTORY_LENGTH):
-        Message.post(ROOM, user, f"history message {n} for the room page benchmark")
-
+    db_sessions = "django.contrib.sessions.backends.db"
+    cached = {"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": "chat.session_store"}
     steps = {
-        "before": ({"CHAT_HISTORY_CACHE_SECONDS": 0}, {}),
-        "history cache": ({"CHAT_HISTORY_CACHE_SECONDS": 60}, {}),
-        "cached sessions": (
-            {"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": "chat.session_store"},
-            {},
-        ),
-        "prepared statements": (
-            {"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": "chat.session_store"},
-            {"server_side_binding": True, "prepare_threshold": 5},
-        ),
+        "before": ({"CHAT_HISTORY_CACHE_SECONDS": 0, "SESSION_ENGINE": db_sessions}, {}),
+        "history cache": ({"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": db_sessions}, {}),
+        "cached sessions": (cached, {}),
+        "prepared statements": (cached, {"server_side_binding": True, "prepare_threshold": 5}),
     }
     base_options = dict(connection.settings_dict["OPTIONS"])
     handlers, cookies = {}, {}
     for name, (overrides, _) in steps.items():
         with override_settings(**overrides):
             handlers[name] = WSGIHandler()
-            client = Client()
-            client.force_login(user)
-            cookies[name] = client.cookies[settings.SESSION_COOKIE_NAME].value
+            cookies[name] = session_cookie()
 
     def request(handler: WSGIHandler, cookie: str) -> None:
         environ = {
             "REQUEST_METHOD": "GET",
             "PATH_INFO": f"/chat/{ROOM}/",
-            "HTTP_HOST": "chat.example",
+            "HTTP_HOST": HOST,
             "HTTP_COOKIE": f"{settings.SESSION_COOKIE_NAME}={cookie}",
             "HTTP_X_FORWARDED_PROTO": "https",
             "wsgi.input": io.BytesIO(b""),
