@@ -21,6 +21,8 @@ Steps:
 * ``before``: no history cache, sessions in the database, client-side parameter binding;
 * ``history cache``: ``CHAT_HISTORY_CACHE_SECONDS=60`` (chat/history.py);
 * ``cached sessions``: ``SESSION_ENGINE`` ``chat.session_store`` (cached_db);
+* ``one redis client``: the cache backend ``config.cache.RedisCache`` (before it, Django's
+  own, which builds a redis-py client per operation);
 * ``prepared statements``: psycopg's server-side binding and prepared statements
   (``DATABASE_PREPARED_STATEMENTS``).
 
@@ -34,6 +36,7 @@ connection was replaced while measuring.
 
 import argparse
 import contextlib
+import copy
 import io
 import json
 import os
@@ -132,27 +135,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--profile", metavar="STEP", help="cProfile STEP instead (top 25 own)")
     args = parser.parse_args()
     with app_environment() as (_, redis, _):
-        measure(redis, args.rounds, args.requests)
+        measure(redis, args.rounds, args.requests, args.profile)
 
 
-def measure(redis: RedisServer, rounds: int, count: int) -> None:
-    """Run the rounds of every step; print the JSON."""
+def measure(redis: RedisServer, rounds: int, count: int, profile: str | None = None) -> None:
+    """Run the rounds of every step; print the JSON (or, with ``profile``, the profile of
+    that step's requests)."""
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.db import connection
     from django.test import override_settings
     from django.test.utils import CaptureQueriesContext
 
-    db_sessions = "django.contrib.sessions.backends.db"
-    cached = {"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": "chat.session_store"}
-    steps = {
-        "before": ({"CHAT_HISTORY_CACHE_SECONDS": 0, "SESSION_ENGINE": db_sessions}, {}),
-        "history cache": ({"CHAT_HISTORY_CACHE_SECONDS": 60, "SESSION_ENGINE": db_sessions}, {}),
-        "cached sessions": (cached, {}),
-        "prepared statements": (cached, {"server_side_binding": True, "prepare_threshold": 5}),
+    django_cache = copy.deepcopy(settings.CACHES)
+    django_cache["default"]["BACKEND"] = "django.core.cache.backends.redis.RedisCache"
+    step: dict[str, object] = {
+        "CHAT_HISTORY_CACHE_SECONDS": 0,
+        "SESSION_ENGINE": "django.contrib.sessions.backends.db",
+        "CACHES": django_cache,
     }
+    steps = {"before": (dict(step), {})}
+    step["CHAT_HISTORY_CACHE_SECONDS"] = 60
+    steps["history cache"] = (dict(step), {})
+    step["SESSION_ENGINE"] = "chat.session_store"
+    steps["cached sessions"] = (dict(step), {})
+    step["CACHES"] = copy.deepcopy(settings.CACHES)
+    steps["one redis client"] = (dict(step), {})
+    prepared = {"server_side_binding": True, "prepare_threshold": 5}
+    steps["prepared statements"] = (dict(step), prepared)
     base_options = dict(connection.settings_dict["OPTIONS"])
     handlers, cookies = {}, {}
     for name, (overrides, _) in steps.items():
@@ -186,6 +199,23 @@ def measure(redis: RedisServer, rounds: int, count: int) -> None:
             pid = cursor.fetchone()[0]
         return pid, proc_cpu_ms(pid)
 
+    if profile is not None:
+        import cProfile
+        import pstats
+
+        overrides, options = steps[profile]
+        with override_settings(**overrides):
+            connection.close()
+            connection.settings_dict["OPTIONS"] = {**base_options, **options}
+            for _ in range(count):
+                request(handlers[profile], cookies[profile])
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(count):
+                request(handlers[profile], cookies[profile])
+            profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, (overrides, options) in steps.items():

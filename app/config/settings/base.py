@@ -109,7 +109,7 @@ def cache_from_url(redis_url: str | None) -> dict[str, Any]:
         return {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     return {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.RedisCache",
             "LOCATION": redis_url,
             "KEY_PREFIX": "cache",
             "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
