@@ -15,8 +15,10 @@ would only add their own CPU to the two cores.
 Per run: req/s, p50 and p99 (ms), errors, and the cores (CPU seconds per second) used by
 gunicorn (master and workers), by the PostgreSQL server (all its processes) and by Redis,
 and wrk's own; after the run, gunicorn's RSS and PSS (MiB, /proc/<pid>/smaps_rollup, all
-its processes). The last line of output is JSON: ``{"<contender>": {"best": {...},
-"rounds": [...]}, ...}``, the best round by req/s.
+its processes), and the client connections PostgreSQL holds (``pg_connections``:
+persistent connections, one per worker thread that served a request). The last line of
+output is JSON: ``{"<contender>": {"best": {...}, "rounds": [...]}, ...}``, the best round
+by req/s.
 
 Raises (uncaught): ``RuntimeError`` when a gunicorn does not answer within 30 s, or wrk
 fails.
@@ -86,6 +88,17 @@ def memory_mib(pids: list[int]) -> dict[str, float]:
             match = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
             totals[key] += int(match[1]) / 1024 if match else 0
     return {key: round(value, 1) for key, value in totals.items()}
+
+
+def client_backends() -> int:
+    """Client connections the PostgreSQL server holds now (this process's included)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        )
+        return cursor.fetchone()[0]
 
 
 def wait_until_up(process: subprocess.Popen) -> None:
@@ -168,6 +181,7 @@ def one_round(args: list[str], env: dict[str, str], postmaster: int, redis_pid: 
             used = sum(after.get(p, 0) - before.get(p, 0) for p in pids if p in before)
             figures[f"{name}_cores"] = round(used / elapsed_ms, 2)
         figures.update(memory_mib(tree(process.pid)))
+        figures["pg_connections"] = client_backends() - 1  # Less this process's own.
         return figures
     finally:
         process.send_signal(signal.SIGTERM)
