@@ -51,6 +51,9 @@ def database_from_url(url: str) -> dict[str, Any]:
     PostgreSQL connections get a 3 second connect timeout unless the URL sets
     ``?connect_timeout=N`` itself, so a dead server fails fast (the health check
     relies on it), and persistent connections are checked before reuse.
+    ``DATABASE_PREPARE_THRESHOLD`` (0 or more) turns on server-side parameter binding
+    and prepared statements after that many runs of a query; unset or -1: off
+    (Django's default, client-side binding).
 
     Args:
         url: e.g. ``postgres://chat:secret@db.internal:5432/chat`` or ``sqlite:///path.db``.
@@ -62,7 +65,14 @@ def database_from_url(url: str) -> dict[str, Any]:
     config["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
     if "postgresql" in config["ENGINE"]:
-        config.setdefault("OPTIONS", {}).setdefault("connect_timeout", 3)
+        options = config.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 3)
+        # Server-side parameter binding, and psycopg's prepared statements: a query run
+        # PREPARE_THRESHOLD times on a connection is parsed and planned once from then on.
+        threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=-1)
+        if threshold >= 0:
+            options["server_side_binding"] = True
+            options["prepare_threshold"] = threshold
     return config
 
 
