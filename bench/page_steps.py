@@ -24,7 +24,9 @@ Steps:
 * ``one redis client``: the cache backend ``config.cache.RedisCache`` (before it, Django's
   own, which builds a redis-py client per operation);
 * ``prepared statements``: psycopg's server-side binding and prepared statements
-  (``DATABASE_PREPARED_STATEMENTS``).
+  (``DATABASE_PREPARE_THRESHOLD=5``);
+* ``(no health checks)``: ``CONN_HEALTH_CHECKS`` off, not adopted (measured to show what
+  the check's ``SELECT 1`` per request costs).
 
 The last line of output is JSON: ``{"<step>": {"django_cpu_ms": ..., "postgresql_cpu_ms":
 ..., "redis_cpu_ms": ..., "total_cpu_ms": ..., "wall_ms": ..., "queries": n}, ...}``.
@@ -166,6 +168,9 @@ def measure(redis: RedisServer, rounds: int, count: int, profile: str | None = N
     steps["one redis client"] = (dict(step), {})
     prepared = {"server_side_binding": True, "prepare_threshold": 5}
     steps["prepared statements"] = (dict(step), prepared)
+    # Not adopted, measured to show what it costs: without the check a request after a
+    # PostgreSQL restart would fail on its worker's dead connection.
+    steps["(no health checks)"] = (dict(step), {**prepared, "health_checks": False})
     base_options = dict(connection.settings_dict["OPTIONS"])
     handlers, cookies = {}, {}
     for name, (overrides, _) in steps.items():
@@ -221,7 +226,12 @@ def measure(redis: RedisServer, rounds: int, count: int, profile: str | None = N
         for name, (overrides, options) in steps.items():
             with override_settings(**overrides):
                 connection.close()
-                connection.settings_dict["OPTIONS"] = {**base_options, **options}
+                checks = options.get("health_checks", True)
+                connection.settings_dict["CONN_HEALTH_CHECKS"] = checks
+                connection.settings_dict["OPTIONS"] = {
+                    **base_options,
+                    **{k: v for k, v in options.items() if k != "health_checks"},
+                }
                 handler, cookie = handlers[name], cookies[name]
                 for _ in range(count):
                     request(handler, cookie)
@@ -248,6 +258,7 @@ def measure(redis: RedisServer, rounds: int, count: int, profile: str | None = N
                     }
                 )
     connection.settings_dict["OPTIONS"] = base_options
+    connection.settings_dict["CONN_HEALTH_CHECKS"] = True
     results = {}
     for name, rows in samples.items():
         figures = {key: round(statistics.median(r[key] for r in rows), 3) for key in rows[0]}
