@@ -18,9 +18,15 @@ This store differs in exactly those places:
   deletion may fail). The copy is
   deleted once more after the database row, in case a request put it back meanwhile.
 
+* the copy lives ``CACHE_SECONDS`` at most (cached_db keeps it as long as the session):
+  a session removed from the database behind the app's back (SQL, a restore) stops
+  logging in within that time. The WebSocket consumer's check before each stored message
+  reads the database itself (``chat.sessions.session_is_valid``), so it sees such a removal
+  at once.
+
 Select it with ``SESSION_ENGINE = "chat.session_store"``. The cache keys start with
-``django.contrib.sessions.cached_db`` under the cache's ``KEY_PREFIX`` and expire with the
-session; the app's Redis user needs ``DEL`` on them besides ``GET SET EXISTS``.
+``django.contrib.sessions.cached_db`` under the cache's ``KEY_PREFIX``; the app's Redis
+user needs ``DEL`` on them besides ``GET SET EXISTS``.
 """
 
 import logging
@@ -32,6 +38,8 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 _CACHE_ERRORS = (RedisError, OSError)
+# Seconds a session's copy stays in the cache at most.
+CACHE_SECONDS = 300
 
 
 class SessionStore(cached_db.SessionStore):
@@ -54,7 +62,8 @@ class SessionStore(cached_db.SessionStore):
             return {}
         data = self.decode(stored.session_data)
         try:
-            self._cache.set(self.cache_key, data, self.get_expiry_age(expiry=stored.expire_date))
+            seconds = min(self.get_expiry_age(expiry=stored.expire_date), CACHE_SECONDS)
+            self._cache.set(self.cache_key, data, seconds)
         except _CACHE_ERRORS as error:
             logger.warning("Sessions: could not copy a session into the cache (%s)", error)
         return data
@@ -67,7 +76,8 @@ class SessionStore(cached_db.SessionStore):
         """
         DatabaseStore.save(self, must_create)
         try:
-            self._cache.set(self.cache_key, self._session, self.get_expiry_age())
+            seconds = min(self.get_expiry_age(), CACHE_SECONDS)
+            self._cache.set(self.cache_key, self._session, seconds)
         except _CACHE_ERRORS as error:
             try:
                 self._cache.delete(self.cache_key)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from redis.exceptions import RedisError
 
-from chat import history
+from chat import history, session_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -95,3 +95,10 @@ def test_a_logout_while_redis_is_down_fails_and_leaves_the_session_whole(
     assert alice_client.post("/accounts/logout/").status_code == 302
     assert not Session.objects.filter(session_key=key).exists()
     assert cache.get(KEY_PREFIX + key) is None
+
+
+def test_the_copy_expires_long_before_the_session(alice_client):
+    """A session deleted from the database behind the app's back stops within CACHE_SECONDS."""
+    key = alice_client.cookies[settings.SESSION_COOKIE_NAME].value
+    ttl = cache._cache.get_client().ttl(cache.make_key(KEY_PREFIX + key))
+    assert 0 < ttl <= session_store.CACHE_SECONDS < settings.SESSION_COOKIE_AGE
