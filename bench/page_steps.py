@@ -171,7 +171,12 @@ def measure(redis: RedisServer, rounds: int, count: int, profile: str | None = N
     # Not adopted, measured to show what it costs: without the check a request after a
     # PostgreSQL restart would fail on its worker's dead connection.
     steps["(no health checks)"] = (dict(step), {**prepared, "health_checks": False})
-    base_options = dict(connection.settings_dict["OPTIONS"])
+    # Client-side binding (Django's default) unless a step asks for prepared statements.
+    base_options = {
+        key: value
+        for key, value in connection.settings_dict["OPTIONS"].items()
+        if key not in ("server_side_binding", "prepare_threshold")
+    }
     handlers, cookies = {}, {}
     for name, (overrides, _) in steps.items():
         with override_settings(**overrides):

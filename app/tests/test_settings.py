@@ -236,18 +236,20 @@ def test_production_defaults_to_the_pubsub_layer_and_one_year_hsts():
     assert loaded["database"]["CONN_MAX_AGE"] == 60
 
 
-def test_production_caches_sessions_and_histories_in_redis_and_binds_client_side():
+def test_production_caches_sessions_and_histories_and_prepares_statements():
     loaded = production_settings(production_env())
     assert loaded["sessions"] == "chat.session_store"
     assert loaded["history_seconds"] == 60
     assert loaded["cache"]["BACKEND"] == "config.cache.RedisCache"
-    assert "server_side_binding" not in loaded["database"]["OPTIONS"]
-
-
-def test_production_prepares_statements_from_a_threshold():
-    loaded = production_settings(production_env(DATABASE_PREPARE_THRESHOLD="2"))
     options = loaded["database"]["OPTIONS"]
-    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 2)
+    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
+
+
+def test_production_prepared_statements_follow_their_threshold_or_stay_off():
+    loaded = production_settings(production_env(DATABASE_PREPARE_THRESHOLD="0"))
+    assert loaded["database"]["OPTIONS"]["prepare_threshold"] == 0
+    loaded = production_settings(production_env(DATABASE_PREPARE_THRESHOLD="-1"))
+    assert "server_side_binding" not in loaded["database"]["OPTIONS"]
 
 
 def test_production_reaches_a_database_on_its_unix_socket(postgres_server):

@@ -51,9 +51,10 @@ def database_from_url(url: str) -> dict[str, Any]:
     PostgreSQL connections get a 3 second connect timeout unless the URL sets
     ``?connect_timeout=N`` itself, so a dead server fails fast (the health check
     relies on it), and persistent connections are checked before reuse.
-    ``DATABASE_PREPARE_THRESHOLD`` (0 or more) turns on server-side parameter binding
-    and prepared statements after that many runs of a query; unset or -1: off
-    (Django's default, client-side binding).
+    They bind parameters server-side and prepare a query after it ran
+    ``DATABASE_PREPARE_THRESHOLD`` times (default 5, psycopg's; measured with
+    bench/page_steps.py: a fifth less CPU per room page); -1: client-side binding,
+    Django's default, which a transaction-mode connection pooler needs.
 
     Args:
         url: e.g. ``postgres://chat:secret@db.internal:5432/chat`` or ``sqlite:///path.db``.
@@ -69,7 +70,7 @@ def database_from_url(url: str) -> dict[str, Any]:
         options.setdefault("connect_timeout", 3)
         # Server-side parameter binding, and psycopg's prepared statements: a query run
         # PREPARE_THRESHOLD times on a connection is parsed and planned once from then on.
-        threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=-1)
+        threshold = env.int("DATABASE_PREPARE_THRESHOLD", default=5)
         if threshold >= 0:
             options["server_side_binding"] = True
             options["prepare_threshold"] = threshold
