@@ -66,7 +66,8 @@ def session_digest(session_key: str | None) -> str:
 def session_is_valid(session_key: str | None, user_id: object) -> bool:
     """Tell whether a session still logs in the user a connection was opened for.
 
-    Reads the session from its store (not the copy loaded at the handshake) and
+    Reads the session from its store (not the copy loaded at the handshake; with
+    ``chat.session_store``, from the database, not its copy in the cache) and
     checks what ``django.contrib.auth.get_user`` checks on a request: the session
     exists and names this user, the user's backend still returns the user (so it
     exists and, with ModelBackend, is active), and the session's password hash
@@ -80,7 +81,11 @@ def session_is_valid(session_key: str | None, user_id: object) -> bool:
     """
     if not session_key:
         return False
-    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
+    engine = settings.SESSION_ENGINE
+    if engine == "chat.session_store":
+        # Its database, not the copy in the cache: a session deleted there counts at once.
+        engine = "django.contrib.sessions.backends.db"
+    store = import_module(engine).SessionStore(session_key=session_key)
     try:
         stored_id = store[SESSION_KEY]
         backend_path = store[BACKEND_SESSION_KEY]

@@ -8,7 +8,8 @@ from django.views.decorators.http import require_http_methods, require_safe
 
 from chat.consumers import CLOSE_INVALID_ROOM, CLOSE_TOO_MANY_SOCKETS, CLOSE_UNAUTHENTICATED
 from chat.forms import RoomForm
-from chat.models import Message, Room
+from chat.history import room_history_html
+from chat.models import Room
 from chat.servers import CLOSE_SERVICE_RESTART, private_mirror
 
 # Rooms listed on the index, most recently active first.
@@ -35,8 +36,8 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_safe
 def room(request: HttpRequest, room_name: str) -> HttpResponse:
-    """Show a room's last HISTORY_LENGTH messages; the page script adds live ones."""
-    history = Message.objects.history(room_name, HISTORY_LENGTH)
+    """Show a room's last HISTORY_LENGTH messages (cached, chat/history.py); the page script
+    adds live ones."""
     config = {
         "room": room_name,
         "socketPath": f"/ws/chat/{room_name}/",
@@ -52,5 +53,9 @@ def room(request: HttpRequest, room_name: str) -> HttpResponse:
     return render(
         request,
         "chat/room.html",
-        {"room_name": room_name, "history": history, "chat_config": config},
+        {
+            "room_name": room_name,
+            "history_html": room_history_html(room_name, HISTORY_LENGTH),
+            "chat_config": config,
+        },
     )

@@ -33,7 +33,7 @@ CHAT_LIMITS_ACL_RULES = (
 # ACL rules of the app's Redis user, per channel layer (see app/README.md).
 # Both layers add Django's cache (the per-address counters): cache:* keys, read,
 # created with an expiry, incremented.
-_CACHE_ACL_RULES = "~cache:* +get +set +incrby +exists"
+_CACHE_ACL_RULES = "~cache:* +get +set +incrby +exists +del"
 REDIS_ACL_RULES = {
     # RedisPubSubChannelLayer: publish/subscribe on channels named asgi*, no keys.
     "pubsub": (

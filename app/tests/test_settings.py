@@ -36,6 +36,8 @@ APP_VARIABLES = {
     "SECURE_HSTS_PRELOAD",
     "LOG_LEVEL",
     "CHAT_SERVER_ID",
+    "CHAT_HISTORY_CACHE_SECONDS",
+    "DATABASE_PREPARE_THRESHOLD",
 }
 
 
@@ -138,6 +140,8 @@ def production_settings(env: dict[str, str]) -> dict:
                 s.CHAT_RESYNC_INTERVAL,
             ],
             "cache": s.CACHES["default"],
+            "sessions": s.SESSION_ENGINE,
+            "history_seconds": s.CHAT_HISTORY_CACHE_SECONDS,
             "throttle": {
                 name: getattr(s, name) for name in (
                     "CHAT_TRUSTED_PROXIES", "CHAT_IPV4_PREFIX", "CHAT_IPV6_PREFIX",
@@ -232,6 +236,22 @@ def test_production_defaults_to_the_pubsub_layer_and_one_year_hsts():
     assert loaded["database"]["CONN_MAX_AGE"] == 60
 
 
+def test_production_caches_sessions_and_histories_and_prepares_statements():
+    loaded = production_settings(production_env())
+    assert loaded["sessions"] == "chat.session_store"
+    assert loaded["history_seconds"] == 60
+    assert loaded["cache"]["BACKEND"] == "config.cache.RedisCache"
+    options = loaded["database"]["OPTIONS"]
+    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 5)
+
+
+def test_production_prepared_statements_follow_their_threshold_or_stay_off():
+    loaded = production_settings(production_env(DATABASE_PREPARE_THRESHOLD="0"))
+    assert loaded["database"]["OPTIONS"]["prepare_threshold"] == 0
+    loaded = production_settings(production_env(DATABASE_PREPARE_THRESHOLD="-1"))
+    assert "server_side_binding" not in loaded["database"]["OPTIONS"]
+
+
 def test_production_reaches_a_database_on_its_unix_socket(postgres_server):
     """The socket form of DATABASE_URL that a deployment with the database on the app host writes.
 
@@ -291,7 +311,7 @@ def test_production_limits_default_to_the_documented_values():
     }
     assert loaded["cooloff_seconds"] == 900
     # The counters are shared by every process and host: Redis, the channel layer's.
-    assert loaded["cache"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert loaded["cache"]["BACKEND"] == "config.cache.RedisCache"
     assert loaded["cache"]["LOCATION"] == "redis://chat:secret@127.0.0.1:6379/0"
     assert loaded["cache"]["KEY_PREFIX"] == "cache"
 

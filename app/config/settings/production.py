@@ -26,6 +26,8 @@ DATABASES = {"default": database_from_url(require_env("DATABASE_URL"))}
 REDIS_URL = require_env("REDIS_URL")
 CHANNEL_LAYERS = channel_layers(REDIS_URL)
 CACHES = cache_from_url(REDIS_URL)
+# Sessions stay in PostgreSQL; requests read them from a copy in Redis (chat/session_store.py).
+SESSION_ENGINE = "chat.session_store"
 
 # HTTPS: nginx terminates TLS and tells Django the original scheme.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

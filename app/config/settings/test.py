@@ -20,6 +20,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CHANNEL_LAYERS = channel_layers(REDIS_URL)
 CACHES = cache_from_url(REDIS_URL)
+# As in production: sessions in PostgreSQL, read from their copy in Redis.
+SESSION_ENGINE = "chat.session_store"
 
 # Fast hashing: the tests create many users and passwords are not what they test.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -6,15 +6,19 @@ this makes every unexpired session independent of the old key (its data signed
 with the new key, its auth hash the new key's, under the same session key), so
 that the old key can leave the fallbacks without logging anybody out.
 Sessions already signed with the current key are left alone, so a second run
-changes nothing. Needs the database session backend.
+changes nothing. Needs the database session backend, or ``chat.session_store`` (the
+database with a copy of each session in the cache): a re-signed session's copy is then
+deleted, so that the next request reads the renewed one from the database.
 """
 
 from typing import Any
 
 from django.conf import settings
+from django.contrib.sessions.backends.cached_db import KEY_PREFIX
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core import signing
+from django.core.cache import caches
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -33,10 +37,15 @@ class Command(BaseCommand):
         """Re-sign the sessions; prints ``re-signed N of M sessions``.
 
         Raises:
-            CommandError: the session backend is not the database.
+            CommandError: the session backend is neither the database nor
+                ``chat.session_store``, or the cache failed to delete a re-signed session's
+                copy (those before it are re-signed; run it again).
         """
-        if settings.SESSION_ENGINE != "django.contrib.sessions.backends.db":
+        engines = ("django.contrib.sessions.backends.db", "chat.session_store")
+        if settings.SESSION_ENGINE not in engines:
             raise CommandError(f"SESSION_ENGINE {settings.SESSION_ENGINE} is not the database")
+        cached = settings.SESSION_ENGINE == "chat.session_store"
+        cache = caches[settings.SESSION_CACHE_ALIAS] if cached else None
         store = SessionStore()
         resigned = total = 0
         for row in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
@@ -59,5 +68,13 @@ class Command(BaseCommand):
             renew_session_hash(data)
             row.session_data = store.encode(data)
             row.save(update_fields=["session_data"])
+            if cache is not None:
+                try:
+                    cache.delete(KEY_PREFIX + row.session_key)
+                except Exception as error:
+                    raise CommandError(
+                        f"re-signed {resigned + 1} sessions, then the cache failed to drop the "
+                        f"old copy of one ({error}); run the command again"
+                    ) from error
             resigned += 1
         self.stdout.write(f"re-signed {resigned} of {total} sessions")
