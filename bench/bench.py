@@ -17,8 +17,10 @@ What runs where:
 * Comparisons alternate between the contenders in one run; ratios are the headline.
 
 Phases: provisioning (cold ``site.yml`` on a freshly created container, then a warm re-run;
-skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, memory. The results
-go to ``bench/results/<date>-<host>.md`` and ``.json``; nothing here asserts a timing.
+skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, the WebSocket
+tier's ASGI servers side by side (:mod:`servers_phase`), the capacity of held WebSockets,
+memory. The results go to ``bench/results/<date>-<host>.md``, ``.json`` and a chart ``.png``;
+nothing here asserts a timing.
 
 This file runs the phases; each lives in a module of its own: :mod:`provisioning`,
 :mod:`baselines`, :mod:`http_rounds`, :mod:`app_cost` (the ceiling and the profile),
@@ -44,11 +46,12 @@ from fanout_driver import fanout_phase  # noqa: E402
 from harness import ROOM, ROOT, WORK, BenchError, log, run  # noqa: E402
 from http_rounds import Http, http_phase, static_candidate  # noqa: E402
 from provisioning import provision  # noqa: E402
+from servers_phase import capacity_phase, servers_phase, users_needed  # noqa: E402
 
 # wrk's connections for the HTTP pages, each with one request outstanding at a time.
 WRK_CONNECTIONS = 32
 
-PHASES = ("provision", "http", "fanout")
+PHASES = ("provision", "http", "fanout", "servers", "capacity")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +117,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
         report: the report from :func:`reporting.new_report`; each phase adds its keys.
         testbed: the deployment.
         skip: phases left out (names in ``PHASES``).
-        quick: short runs (3 s wrk runs, one round, 5 s fan-out at 50 clients only).
+        quick: short runs (3 s wrk runs, one round, 5 s fan-out at 50 clients only, 1,000
+            held connections for 10 s).
 
     Raises:
         BenchError: a step failed; ``report`` keeps what was measured before.
@@ -129,6 +133,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     log("smoke check (also fetches pebble's current root)")
     run([str(ROOT / "testbed" / "smoke.sh")], cwd=ROOT)
     clients = max(c for c, _ in levels)
+    if not {"servers", "capacity"} <= skip:
+        clients = max(clients, users_needed(quick))
     log(f"fixtures: {clients} logged-in bench users, history in room {ROOM!r}")
     fixtures = {"BENCH_USERS": str(clients), "BENCH_ROOM": ROOM}
     cookies = testbed.app_script("fixtures.py", fixtures)["sessions"]
@@ -168,6 +174,12 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
                     prefix, testbed, sessions, levels, baseline_levels, fan_seconds, reset_baseline
                 )
                 report["memory_under_load"] = report["fanout"].pop("memory_under_load")
+            if "servers" not in skip:
+                report["servers"] = servers_phase(
+                    prefix, testbed, sessions, fan_seconds, quick, testbed.websocket_server
+                )
+            if "capacity" not in skip:
+                report["capacity"] = capacity_phase(prefix, testbed, sessions, quick)
     finally:
         baselines.stop()
         report["memory_after"] = readings.memory(testbed)
