@@ -208,7 +208,13 @@ def _per_connection_kib(
 
 
 def servers_phase(
-    prefix: list[str], testbed: Testbed, sessions: Path, seconds: float, quick: bool, site: str
+    prefix: list[str],
+    testbed: Testbed,
+    sessions: Path,
+    seconds: float,
+    quick: bool,
+    site: str,
+    servers: tuple[str, ...] = SERVERS,
 ) -> dict[str, Any]:
     """Every server of SERVERS side by side; the site's server ``site`` is restored at the end.
 
@@ -219,6 +225,7 @@ def servers_phase(
         seconds: each fan-out run's sending window.
         quick: one level (50 clients), short holds.
         site: the server the site runs (switched back to at the end).
+        servers: the servers to compare, in this order.
 
     Returns:
         ``{server: {"switch_seconds", "fanout": [fanout.py results with server_cores],
@@ -231,7 +238,7 @@ def servers_phase(
     levels = (50,) if quick else SERVER_LEVELS
     results: dict[str, Any] = {}
     try:
-        for server in SERVERS:
+        for server in servers:
             log(f"servers: switching the WebSocket tier to {server}")
             entry: dict[str, Any] = {"switch_seconds": switch_server(server)}
             time.sleep(3)
