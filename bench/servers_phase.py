@@ -12,7 +12,7 @@ instances one by one), then:
 * the drain: ``manage.py close_websockets`` while bench/hold.py holds connections that
   reconnect at once (the close code the clients see: 1012, or daphne's 4012);
 * a restart of each instance in turn (``systemctl restart``, as the role's restart entry
-  point does) under the same held connections: the close codes seen, and whether any
+  point does, 8 s apart) under the same held connections: the close codes seen, and whether any
   reconnect was refused.
 
 The site's own server is switched back at the end, also after a failure.
@@ -178,7 +178,7 @@ def _restart_runs(
         time.sleep(2)
         for unit in units:
             testbed.exec("systemctl", "restart", unit)
-            time.sleep(5)
+            time.sleep(8)
 
     log(f"servers: {server}: close_websockets under {connections} held connections")
     drained = _hold(
@@ -192,7 +192,8 @@ def _restart_runs(
         sessions,
         f"restart-{server}",
         connections,
-        4 + 5 * len(units) + 4,
+        # gunicorn's stop takes its graceful timeout (5 s): room for every instance's.
+        4 + 8 * len(units) + 6,
         2,
         restart_each,
     )
