@@ -75,7 +75,7 @@ def draw(report: dict[str, Any], path: Path) -> Path:
         colour = colours[n % len(colours)]
         clients = [p[0] for p in points]
         left.plot(clients, [p[2] for p in points], "-o", color=colour, label=f"{setup} p99")
-        left.plot(clients, [p[1] for p in points], "--", color=colour, label=f"{setup} p50")
+        left.plot(clients, [p[1] for p in points], "--x", color=colour, label=f"{setup} p50")
     left.set_title(f"WebSocket fan-out, one room, {RATE:g} messages/s")
     left.set_xlabel("clients")
     left.set_ylabel("delivery latency, ms (log)")
