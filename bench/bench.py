@@ -17,8 +17,10 @@ What runs where:
 * Comparisons alternate between the contenders in one run; ratios are the headline.
 
 Phases: provisioning (cold ``site.yml`` on a freshly created container, then a warm re-run;
-skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, memory. The results
-go to ``bench/results/<date>-<host>.md`` and ``.json``; nothing here asserts a timing.
+skip with ``--no-provision``), HTTP pages, a static file, WebSocket fan-out, the WebSocket
+tier's ASGI servers side by side (:mod:`servers_phase`), the capacity of held WebSockets,
+memory. The results go to ``bench/results/<date>-<host>.md``, ``.json`` and a chart ``.png``;
+nothing here asserts a timing.
 
 This file runs the phases; each lives in a module of its own: :mod:`provisioning`,
 :mod:`baselines`, :mod:`http_rounds`, :mod:`app_cost` (the ceiling and the profile),
@@ -44,11 +46,12 @@ from fanout_driver import fanout_phase  # noqa: E402
 from harness import ROOM, ROOT, WORK, BenchError, log, run  # noqa: E402
 from http_rounds import Http, http_phase, static_candidate  # noqa: E402
 from provisioning import provision  # noqa: E402
+from servers_phase import SERVERS, capacity_phase, servers_phase, users_needed  # noqa: E402
 
 # wrk's connections for the HTTP pages, each with one request outstanding at a time.
 WRK_CONNECTIONS = 32
 
-PHASES = ("provision", "http", "fanout")
+PHASES = ("provision", "http", "fanout", "servers", "capacity")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,14 +88,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="short runs, for trying the harness (figures not comparable)",
     )
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="WebSocket servers of the servers phase, comma-separated (default: all)",
+    )
     parser.add_argument("--output", type=Path, default=reporting.RESULTS)
     args = parser.parse_args(argv)
+    servers = tuple(name for name in args.servers.split(",") if name)
+    if not servers or set(servers) - set(SERVERS):
+        parser.error(f"--servers: a comma-separated choice of {', '.join(SERVERS)}")
     skip = set(args.skip) | ({"provision"} if args.no_provision else set())
     WORK.mkdir(parents=True, exist_ok=True)
     testbed = Testbed(args.host)
     report = reporting.new_report(args.quick, skip)
     try:
-        measure(report, testbed, skip, args.quick)
+        measure(report, testbed, skip, args.quick, servers)
     except BenchError as exc:
         report["error"] = str(exc)
     complete = not (args.quick or skip or "error" in report)
@@ -103,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: bool) -> None:
+def measure(
+    report: dict[str, Any],
+    testbed: Testbed,
+    skip: set[str],
+    quick: bool,
+    servers: tuple[str, ...] = SERVERS,
+) -> None:
     """Run the phases not in ``skip``, filling ``report`` as they go.
 
     In order: provisioning, the smoke check, fixtures, idle memory, the baselines, then in the
@@ -114,7 +131,9 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
         report: the report from :func:`reporting.new_report`; each phase adds its keys.
         testbed: the deployment.
         skip: phases left out (names in ``PHASES``).
-        quick: short runs (3 s wrk runs, one round, 5 s fan-out at 50 clients only).
+        quick: short runs (3 s wrk runs, one round, 5 s fan-out at 50 clients only, 1,000
+            held connections for 10 s).
+        servers: the WebSocket servers the servers phase compares.
 
     Raises:
         BenchError: a step failed; ``report`` keeps what was measured before.
@@ -129,6 +148,8 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
     log("smoke check (also fetches pebble's current root)")
     run([str(ROOT / "testbed" / "smoke.sh")], cwd=ROOT)
     clients = max(c for c, _ in levels)
+    if not {"servers", "capacity"} <= skip:
+        clients = max(clients, users_needed(quick))
     log(f"fixtures: {clients} logged-in bench users, history in room {ROOM!r}")
     fixtures = {"BENCH_USERS": str(clients), "BENCH_ROOM": ROOM}
     cookies = testbed.app_script("fixtures.py", fixtures)["sessions"]
@@ -168,6 +189,12 @@ def measure(report: dict[str, Any], testbed: Testbed, skip: set[str], quick: boo
                     prefix, testbed, sessions, levels, baseline_levels, fan_seconds, reset_baseline
                 )
                 report["memory_under_load"] = report["fanout"].pop("memory_under_load")
+            if "servers" not in skip:
+                report["servers"] = servers_phase(
+                    prefix, testbed, sessions, fan_seconds, quick, testbed.websocket_server, servers
+                )
+            if "capacity" not in skip:
+                report["capacity"] = capacity_phase(prefix, testbed, sessions, quick)
     finally:
         baselines.stop()
         report["memory_after"] = readings.memory(testbed)

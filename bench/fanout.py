@@ -9,7 +9,14 @@ computes the delivery latency on the same clock as the sender.
 
 The clients are spread over several processes (``--processes``), so that one Python event
 loop is not what limits the measurement. Each process reports the CPU time it used during the
-sending window, which is the load generator's share of the machine.
+sending window, which is the load generator's share of the machine, and its own lag, so that
+a result shows which part of the latency is the clients': every message is stamped when its
+bytes were read from the socket (the connection's ``data_received``, run by the event loop once
+the socket is readable and the loop gets to it) and again when the client has parsed it; a
+probe task measures how late the process's event loop wakes up (how long a readable socket
+waits for the loop). ``sent -> read`` is then the server's part (nginx, the ASGI server, the
+channel layer, the network) plus the receiving loop's wait; ``read -> parsed`` and the loop lag
+are the client's.
 
 Command line (prints one JSON object on stdout, see :func:`run`)::
 
@@ -30,12 +37,14 @@ import ssl
 import sys
 import time
 import urllib.parse
+from collections import deque
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.frames import Frame, Opcode
 
 # The consumer allows 5 frames/s per connection; senders stay well below.
 PER_SENDER_RATE = 2.0
@@ -44,6 +53,37 @@ CONNECT_CONCURRENCY = 25
 # After the sending window, a client stops listening once this many seconds pass without a
 # message: a backlog still draining keeps it listening (up to the plan's drain).
 QUIET = 3.0
+# The loop-lag probe's sleep, in seconds: it records how much later than this it woke up.
+LAG_PROBE_INTERVAL = 0.01
+
+
+class StampedConnection(ClientConnection):
+    """A client connection that notes when the bytes of each text message were read.
+
+    ``read_times`` holds one ``CLOCK_MONOTONIC`` time per text frame received and not yet
+    taken by :meth:`take_read_time`: the time ``data_received`` ran for the bytes that
+    completed the frame (the server sends each message as one frame).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_times: deque[float] = deque()
+        self._read_at = 0.0
+
+    def data_received(self, data: bytes) -> None:
+        """Stamp the read, then let the protocol parse the bytes."""
+        self._read_at = time.monotonic()
+        super().data_received(data)
+
+    def process_event(self, event: Any) -> None:
+        """Note the read time of a text frame before it is queued for ``recv``."""
+        if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+            self.read_times.append(self._read_at)
+        super().process_event(event)
+
+    def take_read_time(self, default: float) -> float:
+        """The read time of the oldest message not yet taken (``default`` if none noted)."""
+        return self.read_times.popleft() if self.read_times else default
 
 
 @dataclass
@@ -94,6 +134,7 @@ async def _open(plan: Plan, cookie: str, context: ssl.SSLContext | None) -> Clie
         ping_interval=None,
         max_size=2**20,
         proxy=None,
+        create_connection=StampedConnection,
     )
 
 
@@ -130,6 +171,10 @@ async def _worker_main(
     start_at = await asyncio.to_thread(pipe.recv)
 
     latencies: list[float] = []
+    # Per message: sent -> read from the socket, and read -> parsed (seconds).
+    to_read: list[float] = []
+    parsing: list[float] = []
+    loop_lags: list[float] = []
     counts = {"received": 0, "sent": 0, "send_errors": 0, "error_frames": 0, "closed": 0}
     error_codes: dict[str, int] = {}
     window_end = start_at + plan.seconds
@@ -155,10 +200,14 @@ async def _worker_main(
                 now = time.monotonic()
                 last_delivery[0] = max(last_delivery[0], now)
                 frame = json.loads(raw)
+                parsed = time.monotonic()
+                read_at = ws.take_read_time(now) if isinstance(ws, StampedConnection) else now
                 kind = frame.get("type")
                 if kind == "chat.message" and frame.get("text", "").startswith(prefix):
                     sent_at = float(frame["text"].rsplit(" ", 1)[1])
-                    latencies.append(now - sent_at)
+                    latencies.append(parsed - sent_at)
+                    to_read.append(read_at - sent_at)
+                    parsing.append(parsed - read_at)
                     counts["received"] += 1
                 elif kind == "error":
                     counts["error_frames"] += 1
@@ -186,8 +235,16 @@ async def _worker_main(
                 return
             seq += 1
 
+    async def probe_lag() -> None:
+        # How late the loop wakes from a short sleep: the wait of a readable socket.
+        while time.monotonic() < window_end:
+            before = time.monotonic()
+            await asyncio.sleep(LAG_PROBE_INTERVAL)
+            loop_lags.append(time.monotonic() - before - LAG_PROBE_INTERVAL)
+
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     cpu_start = time.process_time()
+    probe = asyncio.create_task(probe_lag())
     tasks = [asyncio.create_task(receive(ws)) for ws in sockets]
     for n, ws in enumerate(sockets):
         sender = first_index + n
@@ -195,6 +252,7 @@ async def _worker_main(
             tasks.append(asyncio.create_task(send(ws, sender)))
     await asyncio.gather(*tasks)
     cpu_seconds = time.process_time() - cpu_start
+    probe.cancel()
     await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     return {
         **counts,
@@ -206,6 +264,9 @@ async def _worker_main(
         "drained_seconds": last_delivery[0] - window_end,
         "listened_seconds": time.monotonic() - start_at,
         "latencies": latencies,
+        "to_read": to_read,
+        "parsing": parsing,
+        "loop_lags": loop_lags,
     }
 
 
@@ -235,7 +296,15 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
         ``p99_ms``, ``max_ms``, ``error_frames``, ``error_codes``, ``closed``,
         ``connect_failures``, ``connect_errors`` (a few), ``loadgen_cpu_seconds`` and
         ``loadgen_cores`` (CPU seconds of the client processes during the window, and that
-        divided by the window).
+        divided by the window). Where the latency comes from: ``processes``;
+        ``read_p50_ms``/``read_p99_ms`` (sent -> bytes read by the receiving process);
+        ``parse_p50_ms``/``parse_p99_ms`` (read -> parsed, the client's own work);
+        ``loop_lag_p99_ms`` (the highest of the processes' loop-lag p99s: how long a readable
+        socket may wait for its loop); ``server_p99_ms`` (``read_p99_ms`` less
+        ``loop_lag_p99_ms``: an estimate of the server's part of the p99); ``per_process``
+        (per process: ``clients``, ``received``, ``cores``, ``p50_ms``, ``p99_ms``,
+        ``read_p99_ms``, ``parse_p50_ms``, ``parse_p99_ms``, ``loop_lag_p50_ms``,
+        ``loop_lag_p99_ms``).
 
     Raises:
         RuntimeError: a worker process failed, or no client could connect (the message gives
@@ -286,9 +355,31 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
         for code, n in r["error_codes"].items():
             codes[code] = codes.get(code, 0) + n
 
-    def ms(fraction: float) -> float | None:
-        value = _percentile(latencies, fraction)
+    def ms(fraction: float, values: list[float] | None = None) -> float | None:
+        value = _percentile(latencies if values is None else values, fraction)
         return None if value is None else round(value * 1000, 1)
+
+    to_read = [x for r in results for x in r["to_read"]]
+    parsing = [x for r in results for x in r["parsing"]]
+    per_process = [
+        {
+            "clients": r["connected"],
+            "received": r["received"],
+            "cores": round(r["cpu_seconds"] / r["listened_seconds"], 2)
+            if r["listened_seconds"]
+            else None,
+            "p50_ms": ms(0.50, list(r["latencies"])),
+            "p99_ms": ms(0.99, list(r["latencies"])),
+            "read_p99_ms": ms(0.99, list(r["to_read"])),
+            "parse_p50_ms": ms(0.50, list(r["parsing"])),
+            "parse_p99_ms": ms(0.99, list(r["parsing"])),
+            "loop_lag_p50_ms": ms(0.50, list(r["loop_lags"])),
+            "loop_lag_p99_ms": ms(0.99, list(r["loop_lags"])),
+        }
+        for r in results
+    ]
+    lag_p99 = max((p["loop_lag_p99_ms"] or 0.0 for p in per_process), default=0.0)
+    read_p99 = ms(0.99, to_read)
 
     return {
         "clients": len(cookies),
@@ -314,6 +405,14 @@ def run(plan: Plan, cookies: list[str], processes: int, on_start: Any = None) ->
         "connect_errors": [e for r in results for e in r["connect_errors"]][:3],
         "loadgen_cpu_seconds": round(cpu, 2),
         "loadgen_cores": round(cpu / window, 2),
+        "processes": len(results),
+        "read_p50_ms": ms(0.50, to_read),
+        "read_p99_ms": read_p99,
+        "parse_p50_ms": ms(0.50, parsing),
+        "parse_p99_ms": ms(0.99, parsing),
+        "loop_lag_p99_ms": lag_p99,
+        "server_p99_ms": None if read_p99 is None else round(max(0.0, read_p99 - lag_p99), 1),
+        "per_process": per_process,
     }
 
 

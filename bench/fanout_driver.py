@@ -70,49 +70,105 @@ def fanout_phase(
     for contender, (clients, rate) in plan:
         url, origin = contenders[contender]
         log(f"fan-out: {clients} clients at {rate:g} messages/s on {contender}")
-        cmd = [
-            *prefix,
-            sys.executable,
-            str(ROOT / "bench" / "fanout.py"),
-            "--url",
-            url,
-            "--origin",
-            origin,
-            "--room",
-            f"{FANOUT_ROOM}-{contender}",
-            "--sessions",
-            str(sessions),
-            "--clients",
-            str(clients),
-            "--rate",
-            str(rate),
-            "--seconds",
-            str(seconds),
-            "--cafile",
-            str(testbed.cafile),
-        ]
-        servers_before = readings.cpu(testbed)
-        started = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stderr_lines = []
         sample = contender == "stack" and (clients, rate) == sampled
-        for line in proc.stderr or []:
-            stderr_lines.append(line)
-            if line.startswith("STARTED") and sample:
-                time.sleep(seconds / 2)
-                results["memory_under_load"] = readings.memory(testbed)
-        out = proc.stdout.read() if proc.stdout else ""
-        if proc.wait() != 0:
-            raise BenchError(f"fan-out against {contender} failed: {''.join(stderr_lines)[-800:]}")
-        elapsed = time.monotonic() - started
-        servers_after = readings.cpu(testbed)
+
+        def memory_sample() -> None:
+            results["memory_under_load"] = readings.memory(testbed)
+
+        result = run_fanout(
+            prefix,
+            testbed,
+            url,
+            origin,
+            f"{FANOUT_ROOM}-{contender}",
+            sessions,
+            clients,
+            rate,
+            seconds,
+            None,
+            memory_sample if sample else None,
+        )
         if contender == "baseline":
             reset_baseline()
-        result = json.loads(out)
-        result.pop("plan", None)
-        # Cores each service group used over the whole run (connects and drain included).
-        result["server_cores"] = cores_used(servers_before, servers_after, elapsed)
-        result["load1_after"] = os.getloadavg()[0]
         results[contender].append(result)
         log(f"fan-out: delivered {result['delivered_ratio']}, p99 {result['p99_ms']} ms")
     return results
+
+
+def run_fanout(
+    prefix: list[str],
+    testbed: Testbed,
+    url: str,
+    origin: str,
+    room: str,
+    sessions: Path,
+    clients: int,
+    rate: float,
+    seconds: float,
+    processes: int | None,
+    on_started: Callable[[], None] | None,
+) -> dict[str, Any]:
+    """Run bench/fanout.py once in the target's network and read the servers' CPU around it.
+
+    Args:
+        prefix: command prefix from :func:`deployment.in_target_network`.
+        testbed: the deployment.
+        url: ``ws[s]://host[:port]``.
+        origin: the Origin header.
+        room: the room.
+        sessions: JSON file of session keys (one per client).
+        clients: clients in the room.
+        rate: messages per second in total.
+        seconds: the sending window.
+        processes: client processes (None: fanout.py's default, one per CPU).
+        on_started: called halfway through the sending window (e.g. a memory reading).
+
+    Returns:
+        bench/fanout.py's result without ``plan``, with ``server_cores`` (cores per service
+        group over the whole run, connects and drain included) and ``load1_after``.
+
+    Raises:
+        BenchError: the run failed, or a reading in the target failed.
+    """
+    cmd = [
+        *prefix,
+        sys.executable,
+        str(ROOT / "bench" / "fanout.py"),
+        "--url",
+        url,
+        "--origin",
+        origin,
+        "--room",
+        room,
+        "--sessions",
+        str(sessions),
+        "--clients",
+        str(clients),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--cafile",
+        str(testbed.cafile),
+    ]
+    if processes:
+        cmd += ["--processes", str(processes)]
+    servers_before = readings.cpu(testbed)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr_lines = []
+    for line in proc.stderr or []:
+        stderr_lines.append(line)
+        if line.startswith("STARTED") and on_started is not None:
+            time.sleep(seconds / 2)
+            on_started()
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.wait() != 0:
+        raise BenchError(f"fan-out against {url} failed: {''.join(stderr_lines)[-800:]}")
+    elapsed = time.monotonic() - started
+    servers_after = readings.cpu(testbed)
+    result = json.loads(out)
+    result.pop("plan", None)
+    result["server_cores"] = cores_used(servers_before, servers_after, elapsed)
+    result["load1_after"] = os.getloadavg()[0]
+    return result

@@ -1,7 +1,8 @@
 """The report: its head (date, machine), and the files written at the end of a run.
 
-A complete run writes ``bench/results/<date>-<host>.json`` (the report) and ``.md`` (the table
-of bench/targets.py); a quick, partial or failed one writes ``bench/.work/last.json`` and ``.md``.
+A complete run writes ``bench/results/<date>-<host>.json`` (the report), ``.md`` (the table
+of bench/targets.py) and ``.png`` (the chart of bench/chart.py); a quick, partial or failed one
+writes ``bench/.work/last.json``, ``.md`` and ``.png``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import chart
 import targets
 from harness import ROOT, WORK, log
 
@@ -46,13 +48,14 @@ def new_report(quick: bool, skipped: set[str]) -> dict[str, Any]:
 
 
 def write(report: dict[str, Any], output: Path, complete: bool) -> str:
-    """Finish the report (load after, targets) and write it as JSON and as a Markdown table.
+    """Finish the report (load after, targets); write it as JSON, a Markdown table and a chart.
 
     Args:
         report: what the run measured, from :func:`new_report` on; gets
-            ``machine.load_after`` and ``targets`` (bench/targets.py).
+            ``machine.load_after``, ``targets`` (bench/targets.py) and ``chart`` (the PNG's
+            file name, or None when matplotlib is missing: the run goes on without it).
         output: the folder for a complete run's files (created when missing).
-        complete: False writes bench/.work/last.json and .md instead.
+        complete: False writes bench/.work/last.json, .md and .png instead.
 
     Returns:
         The Markdown table.
@@ -64,7 +67,14 @@ def write(report: dict[str, Any], output: Path, complete: bool) -> str:
     if complete:
         output.mkdir(parents=True, exist_ok=True)
         stem = output / f"{report['date'][:10]}-{report['machine']['host']}"
+    try:
+        report["chart"] = chart.draw(report, stem.with_suffix(".png")).name
+    except ImportError as exc:
+        report["chart"] = None
+        log(f"no chart: {exc} (make venv installs matplotlib from requirements.txt)")
+    if report["chart"]:
+        table += f"\n![latency against clients; req/s per setup]({report['chart']})\n"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     stem.with_suffix(".md").write_text(table)
-    log(f"wrote {stem}.md and .json")
+    log(f"wrote {stem}.md, .json{' and .png' if report['chart'] else ''}")
     return table

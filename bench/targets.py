@@ -271,6 +271,8 @@ def markdown(report: dict[str, Any]) -> str:
                     f"{errors} | {_fmt(r['loadgen_cores'])} | {_cores(r.get('server_cores'))} | "
                     f"{_fmt(per_delivery)} |"
                 )
+    lines += _servers_markdown(report)
+    lines += _capacity_markdown(report)
     prov = report.get("provisioning")
     if prov:
         lines += [
@@ -327,3 +329,93 @@ def markdown(report: dict[str, Any]) -> str:
                     cells.append(f"{g['rss_kib'] / MIB:.1f} / {g['pss_kib'] / MIB:.1f}")
             lines.append(f"| {group} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _codes(codes: dict[str, int] | None) -> str:
+    """``1012 x200, 1006 x3``: counts by key, largest first; ``none`` when empty."""
+    if not codes:
+        return "none"
+    return ", ".join(f"{k} x{n}" for k, n in sorted(codes.items(), key=lambda kv: -kv[1]))
+
+
+def _per_delivery_us(run: dict[str, Any]) -> float | None:
+    """CPU of the WebSocket instances per delivery, in microseconds."""
+    cores = (run.get("server_cores") or {}).get("daphne")
+    if not cores or not run.get("deliveries_per_second"):
+        return None
+    return round(cores * 1e6 / run["deliveries_per_second"])
+
+
+def _servers_markdown(report: dict[str, Any]) -> list[str]:
+    """The servers phase: fan-out per server and level, memory, drain and restarts."""
+    servers = report.get("servers")
+    if not servers:
+        return []
+    lines = [
+        "",
+        "## WebSocket tier: the ASGI servers side by side (wss through nginx, same release)",
+        "",
+        "Where the latency comes from: *read p99* is sent -> bytes read by the receiving client",
+        "process (the server's part plus the client loop's wait), *parse p99* read -> parsed and",
+        "*loop lag p99* how late the busiest client loop woke up (both the clients'); *server",
+        "p99* is read p99 less loop lag p99, an estimate of the server's part.",
+        "",
+        "| server | clients | delivered | p50 ms | p99 ms | read p99 ms | parse p99 ms "
+        "| loop lag p99 ms | server p99 ms | drain s | errors | client procs | client cores "
+        "| server cores | CPU per delivery us |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for server, entry in servers.items():
+        for r in entry.get("fanout", []):
+            errors = r["error_frames"] + r["closed"] + r["connect_failures"]
+            lines.append(
+                f"| {server} | {r['clients']} | {r['delivered_ratio']} | {_fmt(r['p50_ms'])} | "
+                f"{_fmt(r['p99_ms'])} | {_fmt(r.get('read_p99_ms'))} | "
+                f"{_fmt(r.get('parse_p99_ms'))} | {_fmt(r.get('loop_lag_p99_ms'))} | "
+                f"{_fmt(r.get('server_p99_ms'))} | {r['drained_seconds']} | {errors} | "
+                f"{r.get('processes', '-')} | {_fmt(r['loadgen_cores'])} | "
+                f"{_cores(r.get('server_cores'))} | {_fmt(_per_delivery_us(r))} |"
+            )
+    lines += [
+        "",
+        "| server | switch s | idle MiB (RSS / PSS) | held connections | KiB per connection "
+        "(RSS / PSS) | drain: close codes | drain: refused reconnects | restart: close codes "
+        "| restart: refused reconnects | reconnect max ms |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for server, entry in servers.items():
+        idle = entry.get("memory_idle", {}).get("daphne", {})
+        drain, restart = entry.get("drain", {}), entry.get("restart", {})
+        lines.append(
+            f"| {server} | {entry.get('switch_seconds')} | "
+            f"{idle.get('rss_kib', 0) / MIB:.1f} / {idle.get('pss_kib', 0) / MIB:.1f} | "
+            f"{entry.get('held_connections')} | {_fmt(entry.get('rss_kib_per_connection'))} / "
+            f"{_fmt(entry.get('pss_kib_per_connection'))} | {_codes(drain.get('close_codes'))} | "
+            f"{_codes(drain.get('reconnect_failures'))} | {_codes(restart.get('close_codes'))} | "
+            f"{_codes(restart.get('reconnect_failures'))} | "
+            f"{_fmt(max(drain.get('reconnect_max_ms') or 0, restart.get('reconnect_max_ms') or 0))}"
+            " |"
+        )
+    return lines
+
+
+def _capacity_markdown(report: dict[str, Any]) -> list[str]:
+    """The capacity phase: idle WebSockets held through nginx, then one message to all."""
+    cap = report.get("capacity")
+    if not cap:
+        return []
+    return [
+        "",
+        f"## Capacity: {cap['connections']:,} idle WebSockets through nginx for "
+        f"{cap['seconds']:g} s ({cap['processes']} client processes)",
+        "",
+        "| opened | connect s | refused (by kind) | still open | closed while held "
+        "| one message reached | in s | KiB per connection, instances (RSS / PSS) "
+        "| KiB per connection, nginx (RSS) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {cap['connected']:,} | {cap['connect_seconds']} | {_codes(cap['connect_failures'])} "
+        f"| {cap['still_open']:,} | {_codes(cap['closed_codes'])} | {cap['received']:,} "
+        f"({cap['delivered_ratio']}) | {_fmt(cap['delivery_seconds'])} | "
+        f"{_fmt(cap.get('rss_kib_per_connection'))} / {_fmt(cap.get('pss_kib_per_connection'))} "
+        f"| {_fmt(cap.get('nginx_kib_per_connection'))} |",
+    ]

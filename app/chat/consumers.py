@@ -14,6 +14,8 @@ event loop never waits on PostgreSQL.
 
 import json
 import logging
+from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -51,6 +53,62 @@ MAX_FRAME_LENGTH = 16 * MAX_TEXT_LENGTH
 
 # Message ids are PostgreSQL bigints.
 MAX_MESSAGE_ID = 2**63 - 1
+
+
+# The keys of a ``chat.message`` frame, in the order they are sent (``models.message_frame``).
+MESSAGE_FRAME_KEYS = ("type", "id", "author", "text", "sent_at")
+
+# Encoded frames a process keeps: the newest messages of its busiest rooms.
+ENCODED_FRAMES_KEPT = 256
+
+
+def encode_frame(content: Mapping[str, Any]) -> str:
+    """Encode a frame as compact JSON, keeping non-ASCII text as is."""
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+
+
+class EncodedFrames:
+    """The JSON text of recent ``chat.message`` frames, shared by the connections of a process.
+
+    A message broadcast to a room reaches the consumer of every member in this process as
+    an event of its own, all with the same content: the first consumer encodes it, the
+    others send the same text. The key is the whole content (id, author, text, time), so a
+    frame whose content differs (a message edited in the admin, read again by a catch-up)
+    is encoded afresh; the ``size`` newest keys are kept, the oldest dropped first.
+
+    Args:
+        size: how many encoded frames to keep (at least 1).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._texts: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        # Frames encoded so far (cache misses), for tests and profiling.
+        self.encoded = 0
+
+    def text(self, frame: Mapping[str, Any]) -> str:
+        """Return the JSON text of a ``chat.message`` frame (its MESSAGE_FRAME_KEYS only).
+
+        Args:
+            frame: a frame or broadcast event with the keys of MESSAGE_FRAME_KEYS.
+
+        Raises:
+            KeyError: a key of MESSAGE_FRAME_KEYS is missing.
+            TypeError: a value cannot be encoded as JSON or used as a key (not hashable).
+        """
+        key = tuple(frame[name] for name in MESSAGE_FRAME_KEYS)
+        text = self._texts.get(key)
+        if text is None:
+            text = encode_frame(dict(zip(MESSAGE_FRAME_KEYS, key, strict=True)))
+            self.encoded += 1
+            self._texts[key] = text
+            if len(self._texts) > self.size:
+                self._texts.popitem(last=False)
+        return text
+
+
+# The process's encoded frames (each server process runs one event loop).
+encoded_frames = EncodedFrames(ENCODED_FRAMES_KEPT)
 
 
 class SessionEnded(Exception):
@@ -354,7 +412,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         once) and catches up on its next connection; leaving the groups follows in
         :meth:`disconnect`. A server that cannot send a registered code (daphne,
         whose autobahn sends only 1000 and 3000..4999) closes with its private
-        mirror instead (``servers.private_mirror``: 1012 becomes 4012).
+        mirror instead (``servers.private_mirror``: 1012 becomes 4012). uvicorn
+        (the websockets library) and gunicorn's ASGI worker send 1012 as it is, so
+        their clients see the registered code.
         """
         code = event["code"]
         reason = event.get("reason") or None
@@ -375,10 +435,12 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=code, reason=reason)
 
     async def chat_message(self, event: dict[str, Any]) -> None:
-        """Forward a message broadcast to the room's group to this client."""
-        await self.send_json(
-            {key: event[key] for key in ("type", "id", "author", "text", "sent_at")}
-        )
+        """Forward a message broadcast to the room's group to this client.
+
+        The frame's text is encoded once per process (``encoded_frames``), not once per
+        member of the room.
+        """
+        await self.send_json(event)
 
     async def push_missed(self, frames: list[dict[str, Any]]) -> None:
         """Send the frames (oldest first) this client has not had; the watcher calls it."""
@@ -408,9 +470,15 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_UNAUTHENTICATED, reason="session ended")
 
     async def send_json(self, content: dict[str, Any], close: bool = False) -> None:
-        """Send a frame; a ``chat.message`` one also moves ``delivered`` on."""
+        """Send a frame; a ``chat.message`` one also moves ``delivered`` on.
+
+        A ``chat.message`` frame goes out with its MESSAGE_FRAME_KEYS only, as the text
+        ``encoded_frames`` keeps for it; other frames are encoded each time.
+        """
         if content.get("type") == "chat.message":
             self.delivered = max(self.delivered, content["id"])
+            await self.send(text_data=encoded_frames.text(content), close=close)
+            return
         await super().send_json(content, close=close)
 
     async def send_error(self, code: str, message: str) -> None:
@@ -420,4 +488,4 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     @classmethod
     async def encode_json(cls, content: dict[str, Any]) -> str:
         """Encode a frame as compact JSON, keeping non-ASCII text as is."""
-        return json.dumps(content, ensure_ascii=False, separators=(",", ":"))
+        return encode_frame(content)

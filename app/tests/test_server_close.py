@@ -147,3 +147,22 @@ async def test_a_server_that_refuses_registered_codes_closes_with_the_private_mi
     fake = AutobahnLikeConsumer()
     await ChatConsumer.chat_server_close(fake, {"code": code, "reason": "service restart"})
     assert fake.sent == sent
+
+
+class RegisteredCodesConsumer(AutobahnLikeConsumer):
+    """Stands in for uvicorn (the websockets library) and gunicorn's ASGI worker: they send
+    every code RFC 6455 lets a server send, 1012 included (checked against both servers)."""
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code is not None and not (1000 <= code <= 1014 or 3000 <= code <= 4999):
+            raise ValueError(f"invalid close code {code}")
+        self.sent.append(code)
+
+
+@pytest.mark.parametrize("code", [1012, 1001, 1000, 4321])
+async def test_a_server_that_sends_registered_codes_gets_them_unchanged(code):
+    from chat.consumers import ChatConsumer
+
+    fake = RegisteredCodesConsumer()
+    await ChatConsumer.chat_server_close(fake, {"code": code, "reason": "service restart"})
+    assert fake.sent == [code]
