@@ -2,12 +2,21 @@
 
 import contextlib
 import ipaddress
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from redis.exceptions import RedisError
 
 from chat.sessions import renew_session_hash
+
+logger = logging.getLogger(__name__)
+
+# Seconds a client is asked to wait (Retry-After) when PostgreSQL or Redis is unreachable:
+# about the time a restart of either takes.
+UNAVAILABLE_RETRY_AFTER = 5
 
 # The site's own pages load only their own scripts and styles (no CDN, no inline
 # script), so a strict policy costs nothing and blunts any injection that slips
@@ -101,3 +110,42 @@ class SessionHashRenewalMiddleware:
             renew_session_hash(session)
             session.modified = modified
         return self.get_response(request)
+
+
+class ServiceUnavailableMiddleware:
+    """Answer 503 with ``Retry-After`` when a view fails because a backend is unreachable.
+
+    PostgreSQL or Redis going away is an outage of the service, not a bug in the request:
+    the client is told to come back (``Retry-After``, ``UNAVAILABLE_RETRY_AFTER``
+    seconds) instead of getting Django's 500, and the error is
+    logged once without a traceback page. The exceptions taken for an outage are
+    ``django.db.OperationalError`` and ``InterfaceError`` (a connection refused, lost or
+    closed) and ``redis.exceptions.RedisError``; any other exception stays a 500. The
+    response still counts as a 5xx in the app's metrics, so ``HttpErrorRatio`` sees it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Return the 503 for an outage's exception, else ``None`` (Django's own handling)."""
+        if not isinstance(exception, OperationalError | InterfaceError | RedisError):
+            return None
+        logger.error(
+            "%s %s: a backend is unavailable (%s: %s)",
+            request.method,
+            request.path,
+            type(exception).__name__,
+            exception,
+        )
+        response = HttpResponse(
+            "The service is briefly unavailable. Please try again in a moment.\n",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        response["Cache-Control"] = "no-store"
+        return response

@@ -231,6 +231,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.middleware.ContentSecurityPolicyMiddleware",
+    # A view that fails on an unreachable PostgreSQL or Redis answers 503, not 500.
+    "config.middleware.ServiceUnavailableMiddleware",
     # Last, as axes requires: turns a lockout during the view into its 429.
     "axes.middleware.AxesMiddleware",
 ]
