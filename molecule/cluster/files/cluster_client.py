@@ -47,6 +47,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +98,25 @@ def landed(before: dict[str, int], after: dict[str, int]) -> str | None:
 
 
 def new_users(args: argparse.Namespace, count: int, prefix: str) -> list[ChatSite]:
-    """Sign up ``count`` new users; return their sessions."""
+    """Sign up ``count`` new users; return their sessions.
+
+    A 429 (nginx's budget of form posts per address) waits 7 s and retries, 5 tries a user.
+
+    Raises:
+        ChatClientError: a sign-up failed otherwise, or was refused 5 times.
+    """
     suffix = secrets.token_hex(4)
     sites = []
     for n in range(count):
-        site = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
-        site.signup(f"{prefix}-{n}-{suffix}", secrets.token_urlsafe(16))
+        for attempt in range(5):
+            site = ChatSite(args.url, args.connect_to, args.cafile, timeout=args.timeout)
+            try:
+                site.signup(f"{prefix}-{n}-{suffix}", secrets.token_urlsafe(16))
+                break
+            except ChatClientError as exc:
+                if "HTTP 429" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(7)
         sites.append(site)
     return sites
 
@@ -334,42 +348,72 @@ class Sender(Reader):
                 self.closes.append(close_code(exc))
 
 
+class Crowd:
+    """Readers in one room, a sender and HTTP loops, run until a stop file exists.
+
+    The first site sends (one message every ``args.interval`` s), the others read and
+    reconnect and catch up when closed (``args.reconnect_budget`` s to reconnect);
+    ``loops`` (not yet started) run beside them. :meth:`run` writes ``args.ready_file``
+    once every reader is connected and returns once ``args.stop_file`` exists, the sender
+    has stopped and the readers had ``args.settle`` s for the last messages.
+    """
+
+    def __init__(self, sites: list[ChatSite], room: str, interval: float, loops: list[HttpLoop]):
+        self.sender = Sender(sites[0], room, interval)
+        self.readers = [Reader(site, room, f"reader-{n}") for n, site in enumerate(sites[1:])]
+        self.loops = loops
+        self.seconds = 0.0
+
+    async def run(self, args: argparse.Namespace) -> None:
+        """Run everything until the stop file exists (see the class).
+
+        Raises:
+            ChatClientError: no stop file within ``args.max_seconds`` s, or a client gave up.
+            TimeoutError: the readers were not all connected within 3 × ``args.timeout`` s.
+        """
+        stop_readers, stop_sender = asyncio.Event(), asyncio.Event()
+        budget = args.reconnect_budget
+        tasks = [asyncio.create_task(r.run(stop_readers, budget)) for r in self.readers]
+        async with asyncio.timeout(args.timeout * 3):
+            await asyncio.gather(*(r.connected.wait() for r in self.readers))
+        sender_task = asyncio.create_task(self.sender.run(stop_sender, budget))
+        for loop in self.loops:
+            loop.start()
+        Path(args.ready_file).write_text("ready\n")
+        started = time.monotonic()
+        while not os.path.exists(args.stop_file):
+            if time.monotonic() - started > args.max_seconds:
+                raise ChatClientError(f"no stop file {args.stop_file} within {args.max_seconds} s")
+            for task in [*tasks, sender_task]:
+                if task.done():
+                    task.result()  # a client that gave up raises here
+            await asyncio.sleep(0.2)
+        self.seconds = time.monotonic() - started
+        # The sender stops first; the readers get a few seconds for the last live messages.
+        stop_sender.set()
+        await sender_task
+        await asyncio.sleep(args.settle)
+        stop_readers.set()
+        await asyncio.gather(*tasks)
+        for loop in self.loops:
+            loop.stop.set()
+            loop.join()
+
+    @property
+    def sent_ids(self) -> set[int]:
+        """Ids of the messages the sender had confirmed stored."""
+        return set(self.sender.texts.values())
+
+
 async def rolling(args: argparse.Namespace) -> dict[str, Any]:
     """Readers, a sender and an HTTP loop across whatever happens until the stop file exists."""
     sites = new_users(args, args.clients + 1, "rolling")
-    room = f"rolling-{secrets.token_hex(4)}"
-    t0 = time.monotonic()
-    http_loop = HttpLoop(sites[0], "/healthz", t0)
-    readers = [Reader(site, room, f"reader-{n}") for n, site in enumerate(sites[1:])]
-    sender = Sender(sites[0], room, args.interval)
-    stop_readers, stop_sender = asyncio.Event(), asyncio.Event()
-    budget = args.reconnect_budget
-    tasks = [asyncio.create_task(r.run(stop_readers, budget)) for r in readers]
-    async with asyncio.timeout(args.timeout * 3):
-        await asyncio.gather(*(r.connected.wait() for r in readers))
-    sender_task = asyncio.create_task(sender.run(stop_sender, budget))
-    http_loop.start()
-    Path(args.ready_file).write_text("ready\n")
-    started = time.monotonic()
-    while not os.path.exists(args.stop_file):
-        if time.monotonic() - started > args.max_seconds:
-            raise ChatClientError(f"no stop file {args.stop_file} within {args.max_seconds} s")
-        for task in [*tasks, sender_task]:
-            if task.done():
-                task.result()  # a client that gave up raises here
-        await asyncio.sleep(0.2)
-    ran = time.monotonic() - started
-    # The sender stops first; the readers get a few seconds for the last live messages.
-    stop_sender.set()
-    await sender_task
-    await asyncio.sleep(args.settle)
-    stop_readers.set()
-    await asyncio.gather(*tasks)
-    http_loop.stop.set()
-    http_loop.join()
-    sent_ids = set(sender.texts.values())
+    http_loop = HttpLoop(sites[0], "/healthz", time.monotonic())
+    crowd = Crowd(sites, f"rolling-{secrets.token_hex(4)}", args.interval, [http_loop])
+    await crowd.run(args)
+    sent_ids = crowd.sent_ids
     clients = []
-    for r in readers:
+    for r in crowd.readers:
         missing = sorted(sent_ids - r.ids)
         clients.append(
             {
@@ -383,12 +427,12 @@ async def rolling(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
     return {
-        "seconds": round(ran, 1),
+        "seconds": round(crowd.seconds, 1),
         "requests": http_loop.summary(),
-        "clients": len(readers),
+        "clients": len(crowd.readers),
         "messages": len(sent_ids),
-        "resent": sender.resent,
-        "sender": {"closes": sender.closes, "errors": sender.errors},
+        "resent": crowd.sender.resent,
+        "sender": {"closes": crowd.sender.closes, "errors": crowd.sender.errors},
         "readers": clients,
     }
 
@@ -610,6 +654,36 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def add_site_options(command: argparse.ArgumentParser) -> None:
+    """The options every command takes: the public URL, where to connect, the CA, the timeout."""
+    command.add_argument("url", help="public URL, https://name[:port]")
+    command.add_argument("--connect-to", help="address to connect to instead of the name's")
+    command.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
+    command.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
+
+
+def add_crowd_options(command: argparse.ArgumentParser, clients: int) -> None:
+    """The options of a command that runs a :class:`Crowd` (``clients``: default readers)."""
+    command.add_argument("--clients", type=int, default=clients)
+    command.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
+    command.add_argument("--ready-file", required=True)
+    command.add_argument("--stop-file", required=True)
+    command.add_argument("--max-seconds", type=float, default=600.0)
+    command.add_argument("--settle", type=float, default=3.0, help="seconds for the last messages")
+    command.add_argument("--reconnect-budget", type=float, default=60.0)
+
+
+def report(run: Callable[[], dict[str, Any]]) -> int:
+    """Call ``run`` and print its result as one JSON object: 0; or ``FAILED: ...`` on stderr: 1."""
+    try:
+        result = run()
+    except (ChatClientError, OSError, ssl.SSLError, TimeoutError, ConnectionClosed) as exc:
+        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line (see the module docstring); 0 when the command ran to its end."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -618,23 +692,13 @@ def main(argv: list[str] | None = None) -> int:
         name: sub.add_parser(name) for name in ("pair", "rolling", "failover", "limits", "latency")
     }
     for command in commands.values():
-        command.add_argument("url", help="public URL, https://name[:port]")
-        command.add_argument("--connect-to", help="address to connect to instead of the name's")
-        command.add_argument("--cafile", help="PEM of the CA that issued the server certificate")
-        command.add_argument("--timeout", type=float, default=10.0, help="seconds per step")
+        add_site_options(command)
     for name in ("pair", "failover"):
         commands[name].add_argument(
             "--where", action="append", default=[], metavar="NAME=CMD", required=True
         )
     commands["pair"].add_argument("--max-tries", type=int, default=4)
-    roll = commands["rolling"]
-    roll.add_argument("--clients", type=int, default=6)
-    roll.add_argument("--interval", type=float, default=0.5, help="seconds between messages")
-    roll.add_argument("--ready-file", required=True)
-    roll.add_argument("--stop-file", required=True)
-    roll.add_argument("--max-seconds", type=float, default=600.0)
-    roll.add_argument("--settle", type=float, default=3.0, help="seconds for the last messages")
-    roll.add_argument("--reconnect-budget", type=float, default=60.0)
+    add_crowd_options(commands["rolling"], clients=6)
     fail = commands["failover"]
     fail.add_argument("--stop-cmd", required=True)
     fail.add_argument("--warmup", type=float, default=3.0)
@@ -648,22 +712,14 @@ def main(argv: list[str] | None = None) -> int:
     lat.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
     where = dict(item.split("=", 1) for item in getattr(args, "where", []))
-    try:
-        if args.command == "pair":
-            result = asyncio.run(pair(args, where))
-        elif args.command == "rolling":
-            result = asyncio.run(rolling(args))
-        elif args.command == "limits":
-            result = asyncio.run(limits(args))
-        elif args.command == "latency":
-            result = latency(args)
-        else:
-            result = asyncio.run(failover(args, where))
-    except (ChatClientError, OSError, ssl.SSLError, TimeoutError, ConnectionClosed) as exc:
-        print(f"FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
-    print(json.dumps(result))
-    return 0
+    runs: dict[str, Callable[[], dict[str, Any]]] = {
+        "pair": lambda: asyncio.run(pair(args, where)),
+        "rolling": lambda: asyncio.run(rolling(args)),
+        "limits": lambda: asyncio.run(limits(args)),
+        "latency": lambda: latency(args),
+        "failover": lambda: asyncio.run(failover(args, where)),
+    }
+    return report(runs[args.command])
 
 
 if __name__ == "__main__":
