@@ -13,10 +13,6 @@
 set -eu
 container=${1:?usage: $0 CONTAINER PUBLIC_KEY_FILE}
 key=${2:?usage: $0 CONTAINER PUBLIC_KEY_FILE}
-# Every CPU again: Mitogen pins the ssh client that runs this to one CPU, and
-# the container's sshd, hence every module, would inherit it through `podman
-# exec` (the targets' processor count, which sizes nginx's workers, would be 1).
-taskset -a -c -p "0-$(($(getconf _NPROCESSORS_ONLN) - 1))" $$ >/dev/null 2>&1 || true
 podman exec -i "$container" sh -c \
   'mkdir -p /run/sshd /run/testbed-ssh && cat >/run/testbed-ssh/authorized_keys && chmod 600 /run/testbed-ssh/authorized_keys' <"$key"
 exec podman exec -i "$container" /usr/sbin/sshd -i -e \
