@@ -62,13 +62,15 @@ def module_runs(result: dict[str, Any]) -> int:
     return 0 if result.get("skipped") else 1
 
 
-def playbook(path: Path, logfile: Path) -> dict[str, Any]:
+def playbook(path: Path, logfile: Path, strategy: str | None = None) -> dict[str, Any]:
     """Run a playbook against inventory/local with the JSON callback; summarize its tasks.
 
     Args:
         path: the playbook.
         logfile: where the playbook's output (warnings, then the JSON report) is written;
             the whole report stays there.
+        strategy: the strategy plugin (``ANSIBLE_STRATEGY``), e.g. ``linear``; default
+            ansible.cfg's (Mitogen's linear strategy).
 
     Returns:
         ``seconds`` (wall), the recap totals, ``tasks`` (ok + skipped), ``module_tasks``
@@ -92,6 +94,7 @@ def playbook(path: Path, logfile: Path) -> dict[str, Any]:
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
                 "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer",
+                **({"ANSIBLE_STRATEGY": strategy} if strategy else {}),
             },
         )
     seconds = time.monotonic() - started
@@ -207,6 +210,9 @@ def floor_playbook() -> Path:
 def provision(testbed: Testbed) -> dict[str, Any]:
     """Recreate the target container, time a cold and a warm ``site.yml``, then the floor.
 
+    The runs use ansible.cfg's strategy (Mitogen's linear strategy); one more warm run uses
+    Ansible's own linear strategy, so the two compare in one run.
+
     The floor is what one module run costs here with nothing to do: the median seconds of
     FLOOR_TASKS ``ping`` tasks. The warm run's module runs times that is the least a warm
     run of this playbook can take on this machine.
@@ -215,7 +221,8 @@ def provision(testbed: Testbed) -> dict[str, Any]:
         testbed: the deployment; its container is removed and created again.
 
     Returns:
-        ``{"cold": ..., "warm": ...}`` (each as :func:`playbook` returns it) and ``floor``:
+        ``{"cold": ..., "warm": ..., "warm_linear": ...}`` (each as :func:`playbook`
+        returns it) and ``floor``:
         ``tasks``, ``ping_task_seconds``, ``warm_module_runs`` and ``warm_floor_seconds``.
 
     Raises:
@@ -229,12 +236,16 @@ def provision(testbed: Testbed) -> dict[str, Any]:
     log(f"provisioning: cold run took {cold['seconds']} s; warm re-run")
     warm = playbook(ROOT / "playbooks" / "site.yml", WORK / "site-warm.json")
     log(f"provisioning: warm run took {warm['seconds']} s, changed={warm['changed']}")
+    # The same warm run with Ansible's own linear strategy, for the side-by-side ratio.
+    plain = playbook(ROOT / "playbooks" / "site.yml", WORK / "site-warm-linear.json", "linear")
+    log(f"provisioning: warm run without Mitogen took {plain['seconds']} s")
     floor = playbook(floor_playbook(), WORK / "floor.json")
     ping = floor["module_task_median_seconds"]
     log(f"provisioning: a ping task takes {ping} s")
     return {
         "cold": cold,
         "warm": warm,
+        "warm_linear": plain,
         "floor": {
             "tasks": FLOOR_TASKS,
             "ping_task_seconds": ping,

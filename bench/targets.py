@@ -129,6 +129,14 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
             warm["seconds"] <= 30 and warm["changed"] == 0,
         )
         add("Cold site.yml <= 6 min", f"{cold['seconds']} s", cold["seconds"] <= 360)
+        plain = prov.get("warm_linear")
+        if plain:
+            add(
+                "Warm site.yml: Mitogen faster than Ansible's linear strategy",
+                f"{warm['seconds']} s against {plain['seconds']} s "
+                f"({plain['seconds'] / warm['seconds']:.2f}x)",
+                warm["seconds"] < plain["seconds"],
+            )
     idle = _total(report.get("memory_idle"))
     add("Whole stack idle <= 600 MiB RSS", idle, None if idle is None else idle <= 600)
     return rows
@@ -279,11 +287,16 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             "## Provisioning (site.yml on inventory/local)",
             "",
+            "cold and warm: ansible.cfg's Mitogen strategy; warm_linear: the same warm run with "
+            "Ansible's own linear strategy (`ANSIBLE_STRATEGY=linear`).",
+            "",
             "| run | seconds | tasks | changed | module tasks | their median s | module runs |",
             "|---|---|---|---|---|---|---|",
         ]
-        for run in ("cold", "warm"):
-            p = prov[run]
+        for run in ("cold", "warm", "warm_linear"):
+            p = prov.get(run)
+            if not p:
+                continue
             lines.append(
                 f"| {run} | {p['seconds']} | {p['tasks']} | {p['changed']} | "
                 f"{p.get('module_tasks', '-')} | {_fmt(p.get('module_task_median_seconds'))} | "
