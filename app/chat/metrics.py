@@ -84,6 +84,11 @@ for _metric in (WEBSOCKETS, ROOMS, MESSAGES_STORED, MESSAGES_BROADCAST, BROADCAS
 # Methods other than these are counted as "other": clients choose the method.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+# Status classes each view's response counter starts with, at 0.
+_CODE_CLASSES = ("2xx", "3xx", "4xx", "5xx")
+# Views whose response series this process has created (see RequestMetricsMiddleware).
+_views_counted: set[str] = set()
+
 # Connections of this process per room; only the number of keys is exported.
 _room_members: Tally[str] = Tally()
 
@@ -130,7 +135,10 @@ def view_name(request: HttpRequest) -> str:
 class RequestMetricsMiddleware:
     """Time every HTTP request and count its response by view and status class.
 
-    Put first in ``MIDDLEWARE`` so that the time covers the other middleware.
+    Put first in ``MIDDLEWARE`` so that the time covers the other middleware. A view's first
+    response in this process creates its series of every status class at 0: a burst of 5xx
+    that starts and ends between two scrapes is then an increase from 0 (a series that first
+    appears at 8 is no increase to ``rate()``, and ``HttpErrorRatio`` would never fire).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -144,5 +152,9 @@ class RequestMetricsMiddleware:
         view = view_name(request)
         method = request.method if request.method in _METHODS else "other"
         HTTP_DURATION.labels(APP_SERVER, view, method).observe(elapsed)
+        if view not in _views_counted:
+            for code_class in _CODE_CLASSES:
+                HTTP_RESPONSES.labels(APP_SERVER, view, code_class)
+            _views_counted.add(view)
         HTTP_RESPONSES.labels(APP_SERVER, view, f"{response.status_code // 100}xx").inc()
         return response

@@ -95,6 +95,14 @@ def test_http_latency_and_status_class_by_view_name(client):
     )
 
 
+def test_a_views_first_response_creates_every_status_class_at_zero(client):
+    """A 5xx burst between two scrapes must show as an increase from 0 (HttpErrorRatio)."""
+    labels = {"app_server": metrics.APP_SERVER, "view": "chat:index", "code_class": "5xx"}
+    metrics._views_counted.discard("chat:index")
+    client.get("/")
+    assert REGISTRY.get_sample_value("chat_http_responses_total", labels) is not None
+
+
 # A process of one app server unit: counts what the arguments say, then exits
 # (its live gauge with it) or stays (argv[3] == "stay") until stdin closes.
 _WRITER = textwrap.dedent(
