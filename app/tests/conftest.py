@@ -108,3 +108,26 @@ def bob_cookie(make_user) -> str:
     from tests.helpers import session_cookie
 
     return session_cookie(make_user("bob"))
+
+
+@pytest.fixture(autouse=True)
+def history_cache_trusted() -> Iterator[None]:
+    """Each test starts with a process that trusts the history cache (an outage leaves a pause)."""
+    from chat import history
+
+    history._retry_after = 0.0
+    yield
+    history._retry_after = 0.0
+
+
+@pytest.fixture
+def alice(make_user) -> AbstractBaseUser:
+    """A user ``alice`` with the password PASSWORD."""
+    return make_user("alice")
+
+
+@pytest.fixture
+def alice_client(client, alice):
+    """Django's test client logged in as ``alice``."""
+    client.force_login(alice)
+    return client

@@ -15,25 +15,6 @@ from tests.helpers import TIMEOUT, join
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def cache_answers():
-    """Each test starts with a process that trusts the cache (an outage test leaves a pause)."""
-    history._retry_after = 0.0
-    yield
-    history._retry_after = 0.0
-
-
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def page(client, room="lobby"):
     response = client.get(f"/chat/{room}/")
     assert response.status_code == 200

@@ -12,17 +12,6 @@ from chat.views import HISTORY_LENGTH
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def alice(make_user):
-    return make_user("alice")
-
-
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 @pytest.mark.parametrize("path", ["/", "/chat/lobby/"])
 def test_pages_need_login(client, path):
     response = client.get(path)

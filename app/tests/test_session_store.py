@@ -10,22 +10,9 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chat import history, session_store
+from chat import session_store
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def cache_answers():
-    history._retry_after = 0.0
-    yield
-    history._retry_after = 0.0
-
-
-@pytest.fixture
-def alice_client(client, make_user):
-    client.force_login(make_user("alice"))
-    return client
 
 
 def session_queries(client, path="/"):
