@@ -61,6 +61,11 @@ MESSAGE_FRAME_KEYS = ("type", "id", "author", "text", "sent_at")
 # Encoded frames a process keeps: the newest messages of its busiest rooms.
 ENCODED_FRAMES_KEPT = 256
 
+# Ids a connection remembers of the messages it replayed (catch-up, resync) and has not
+# seen broadcast yet: the broadcast of such a message, arriving later, is not sent again.
+# One replay sends at most CATCHUP_LIMIT (or resync.RESYNC_LIMIT, also 100) messages.
+REPLAYED_KEPT = 2 * CATCHUP_LIMIT
+
 
 def encode_frame(content: Mapping[str, Any]) -> str:
     """Encode a frame as compact JSON, keeping non-ASCII text as is."""
@@ -216,6 +221,9 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     session_key: str | None = None
     # Newest message id this connection has sent its client (or the room's newest at connect).
     delivered: int = 0
+    # Ids of replayed messages whose broadcast has not come yet (oldest first; see
+    # REPLAYED_KEPT). Set per connection in connect; empty while nothing was replayed.
+    replayed: dict[int, None]
     watched: bool = False
     counted: bool = False
     # Counted in the WebSocket and room gauges (chat/metrics.py).
@@ -224,6 +232,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         """Check the user, the room and the user's socket count; join the groups; accept."""
         self.bucket = TokenBucket(settings.CHAT_WS_RATE_BURST, settings.CHAT_WS_RATE_PER_SECOND)
+        self.replayed = {}
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.accept()
@@ -384,7 +393,7 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
             await self.send_error("server_error", "Missed messages could not be read; try again.")
             return
         for frame in frames[:CATCHUP_LIMIT]:
-            await self.send_json(frame)
+            await self.send_replayed(frame)
         if len(frames) > CATCHUP_LIMIT:
             await self.send_error(
                 "catchup_truncated",
@@ -437,16 +446,31 @@ class ChatConsumer(AsyncJsonWebsocketConsumer):
     async def chat_message(self, event: dict[str, Any]) -> None:
         """Forward a message broadcast to the room's group to this client.
 
-        The frame's text is encoded once per process (``encoded_frames``), not once per
+        A message this connection already replayed (its broadcast came late: after a
+        Redis restart, or after the client's catch-up read it) is not sent twice. The
+        frame's text is encoded once per process (``encoded_frames``), not once per
         member of the room.
         """
+        if self.replayed and self.replayed.pop(event["id"], False) is None:
+            return
         await self.send_json(event)
 
     async def push_missed(self, frames: list[dict[str, Any]]) -> None:
         """Send the frames (oldest first) this client has not had; the watcher calls it."""
         for frame in frames:
             if frame["id"] > self.delivered and self.room_name is not None:
-                await self.send_json(frame)
+                await self.send_replayed(frame)
+
+    async def send_replayed(self, frame: dict[str, Any]) -> None:
+        """Send a stored message outside its broadcast and remember its id (``replayed``).
+
+        Only the newest REPLAYED_KEPT ids are kept: the broadcast of an older one is
+        long lost, or it came before the replay.
+        """
+        self.replayed[frame["id"]] = None
+        while len(self.replayed) > REPLAYED_KEPT:
+            del self.replayed[next(iter(self.replayed))]
+        await self.send_json(frame)
 
     async def chat_user_check(self, event: dict[str, Any]) -> None:
         """Close with 4401 if this connection's session has ended (see chat/sessions.py).

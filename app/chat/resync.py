@@ -17,7 +17,8 @@ runs one watcher (per event loop) over its open chat connections:
 
 This covers a failed broadcast by the sender, a receiver's lost subscription and
 a Redis restart alike, and works while Redis is still down (delivery then falls
-back to these ticks). Clients drop ids they already have. The same ticks renew
+back to these ticks). A pushed message's broadcast, if it comes after all, is not
+sent again (``ChatConsumer.replayed``). The same ticks renew
 the connections' entries in the per-user socket count (chat/limits.py).
 """
 

@@ -126,3 +126,81 @@ async def test_a_broadcast_that_failed_still_reaches_the_room(
     finally:
         await alice.disconnect()
         await bob.disconnect()
+
+
+async def test_a_late_broadcast_of_a_replayed_message_is_not_sent_again(
+    alice_cookie, bob_cookie, monkeypatch
+):
+    """The broadcast comes after the watcher pushed the message: bob gets it once.
+
+    The room's publish is held back (Redis slow or just restarted) until the watcher's
+    ticks have replayed the message to bob; the held broadcast then reaches him too.
+    """
+    from channels.layers import get_channel_layer
+
+    alice = await join("lobby", alice_cookie)
+    bob = await join("lobby", bob_cookie)
+    layer = get_channel_layer()
+    original = layer.group_send
+    release = asyncio.Event()
+
+    async def late(group: str, message: dict) -> None:
+        if message.get("type") == "chat.message":
+            await release.wait()
+        await original(group, message)
+
+    try:
+        monkeypatch.setattr(layer, "group_send", late)
+        await alice.send_json_to({"type": "chat.message", "text": "held back"})
+        pushed = await bob.receive_json_from(timeout=DEADLINE)
+        assert pushed["text"] == "held back"
+        release.set()
+        own = await alice.receive_json_from(timeout=TIMEOUT)  # Alice's broadcast copy.
+        assert own == pushed
+        assert await bob.receive_nothing(timeout=1.0)
+
+        # Later messages still come live, and once each.
+        await alice.send_json_to({"type": "chat.message", "text": "on time"})
+        live = await bob.receive_json_from(timeout=TIMEOUT)
+        assert live["text"] == "on time"
+        assert await bob.receive_nothing(timeout=0.3)
+    finally:
+        release.set()
+        await alice.disconnect()
+        await bob.disconnect()
+
+
+async def test_a_broadcast_after_the_clients_catch_up_is_not_sent_again(
+    alice_cookie, bob_cookie, monkeypatch
+):
+    """bob's chat.catchup reads a message whose broadcast has not reached him yet."""
+    from channels.layers import get_channel_layer
+
+    alice = await join("lobby", alice_cookie)
+    bob = await join("lobby", bob_cookie)
+    layer = get_channel_layer()
+    original = layer.group_send
+    release = asyncio.Event()
+
+    async def late(group: str, message: dict) -> None:
+        if message.get("type") == "chat.message":
+            await release.wait()
+        await original(group, message)
+
+    try:
+        await alice.send_json_to({"type": "chat.message", "text": "first"})
+        first = await bob.receive_json_from(timeout=TIMEOUT)
+        assert (await alice.receive_json_from(timeout=TIMEOUT)) == first
+        monkeypatch.setattr(layer, "group_send", late)
+        await alice.send_json_to({"type": "chat.message", "text": "second"})
+        await asyncio.sleep(0.2)  # Stored; its broadcast waits.
+        await bob.send_json_to({"type": "chat.catchup", "after": first["id"]})
+        replayed = await bob.receive_json_from(timeout=TIMEOUT)
+        assert replayed["text"] == "second"
+        release.set()
+        assert (await alice.receive_json_from(timeout=TIMEOUT))["id"] == replayed["id"]
+        assert await bob.receive_nothing(timeout=1.0)
+    finally:
+        release.set()
+        await alice.disconnect()
+        await bob.disconnect()
