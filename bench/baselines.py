@@ -19,6 +19,8 @@ CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}
 # Django's advice under ASGI, and the tutorial's default: a persistent connection per request
 # thread used up PostgreSQL's connection slots, and half the requests failed.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# The site's origins (CHAT_ALLOWED_ORIGINS from the env file) and the baseline's own.
+CHAT_ALLOWED_ORIGINS = [*CHAT_ALLOWED_ORIGINS, "{origin}"]  # noqa: F405
 '''
 
 PLAIN_RUNSERVER = (
@@ -52,7 +54,8 @@ class Baselines:
         tb = self.testbed
         self.stop()
         tb.exec("install", "-d", "-m", "0755", f"/run/{tb.app}-bench")
-        tb.exec("tee", f"/run/{tb.app}-bench/bench_settings.py", stdin=BENCH_SETTINGS)
+        settings = BENCH_SETTINGS.replace("{origin}", f"http://{tb.server_name}:{DAPHNE_PORT}")
+        tb.exec("tee", f"/run/{tb.app}-bench/bench_settings.py", stdin=settings)
         common = [
             "systemd-run",
             "--quiet",
