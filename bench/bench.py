@@ -143,6 +143,7 @@ def measure(
     baseline_levels = [(50, 10.0), (200, 10.0), (500, 10.0)]
     if quick:
         levels, baseline_levels = [(50, 10.0)], [(50, 10.0)]
+    report["site_websocket_server"] = testbed.websocket_server
     if "provision" not in skip:
         report["provisioning"] = provision(testbed)
     log("smoke check (also fetches pebble's current root)")

@@ -31,8 +31,9 @@ class Testbed:
         self.app = hostvars["site_app_name"]
         self.server_name = hostvars["site_server_names"][0]
         self.pebble = hostvars["testbed_pebble_name"]
-        # The WebSocket tier's ASGI server the inventory asks for (playbooks/group_vars).
-        self.websocket_server = hostvars.get("site_websocket_server", "daphne")
+        # The WebSocket tier's ASGI server the inventory asks for, else site.yml's default
+        # (playbooks/group_vars/all/wiring.yml, daphne_server).
+        self.websocket_server = hostvars.get("site_websocket_server", "uvicorn")
         self.root = f"/srv/{self.app}"
         self.env_file = f"/etc/{self.app}/env"
         self.cafile = INVENTORY / ".secrets" / "acme-root.pem"

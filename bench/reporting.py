@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import chart
+import goals
 import targets
 from harness import ROOT, WORK, log
 
@@ -52,7 +53,8 @@ def write(report: dict[str, Any], output: Path, complete: bool) -> str:
 
     Args:
         report: what the run measured, from :func:`new_report` on; gets
-            ``machine.load_after``, ``targets`` (bench/targets.py) and ``chart`` (the PNG's
+            ``machine.load_after``, ``targets`` (bench/targets.py), ``goals``
+            (bench/goals.py) and ``chart`` (the PNG's
             file name, or None when matplotlib is missing: the run goes on without it).
         output: the folder for a complete run's files (created when missing).
         complete: False writes bench/.work/last.json, .md and .png instead.
@@ -62,6 +64,7 @@ def write(report: dict[str, Any], output: Path, complete: bool) -> str:
     """
     report["machine"]["load_after"] = os.getloadavg()[0]
     report["targets"] = targets.evaluate(report)
+    report["goals"] = goals.evaluate(report)
     table = targets.markdown(report)
     stem = WORK / "last"
     if complete:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import goals
+
 MIB = 1024
 
 
@@ -174,7 +176,8 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"Phases left out: {', '.join(report['skipped'])}.", ""]
     if report.get("error"):
         lines += [f"**The run failed part-way:** {report['error']}", ""]
-    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += goals.markdown(goals.evaluate(report))
+    lines += ["## Targets of issue 7", "", "| target | measured | met |", "|---|---|---|"]
     bounds = []
     for row in report.get("targets", []):
         met = {True: "yes", False: "**miss**", None: "-"}[row["met"]]
@@ -312,6 +315,12 @@ def markdown(report: dict[str, Any]) -> str:
                 "at least "
                 f"{floor['warm_floor_seconds']} s before they do any work.",
             ]
+            if floor.get("task_floor_seconds") is not None:
+                lines[-1] += (
+                    f" A task that runs no module (debug) takes {floor['debug_task_seconds']} s: "
+                    f"with its other tasks, the warm run needs at least "
+                    f"{floor['task_floor_seconds']} s."
+                )
         slow = prov["warm"].get("slowest_tasks") or []
         if slow:
             lines += [
