@@ -200,12 +200,28 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
     if warm:
         after = f"{warm['seconds']} s, changed={warm['changed']} ({warm['tasks']} tasks)"
         met = warm["seconds"] <= 30 and warm["changed"] == 0
+        parts = []
         if floor and floor.get("task_floor_seconds"):
-            bound = (
+            parts.append(
                 f"its {warm['tasks']} tasks cost at least {floor['task_floor_seconds']} s here "
                 f"(a controller-only task {floor['debug_task_seconds']} s, a module run "
                 f"{floor['ping_task_seconds']} s)"
             )
+        if warm.get("controller_cpu_seconds"):
+            parts.append(
+                f"the controller was busy {warm['controller_cpu_seconds']} s of CPU in the "
+                f"{warm['seconds']} s run: Ansible handles one host's tasks one at a time"
+            )
+        profile = prov.get("warm_profile") or {}
+        if profile.get("worker_seconds"):
+            parts.append(
+                f"profiled, its task workers spent {profile['template_seconds']} of "
+                f"{profile['worker_seconds']} s templating, {profile['jinja_compile_seconds']} s "
+                "of it compiling Jinja (ansible-core compiles each template string again in "
+                f"every task's forked worker), and {profile['target_wait_seconds']} s waiting "
+                "for the target"
+            )
+        bound = "; ".join(parts) or None
     add("warm", "warm `site.yml`, nothing to change", after, "<= 30 s, changed=0", met, bound)
     after = met = None
     if cold:

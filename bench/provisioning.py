@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import os
 import re
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ansible_profile
 from deployment import Testbed
 from harness import ROOT, WORK, BenchError, log, run
 
@@ -63,7 +66,9 @@ def module_runs(result: dict[str, Any]) -> int:
     return 0 if result.get("skipped") else 1
 
 
-def playbook(path: Path, logfile: Path, strategy: str | None = None) -> dict[str, Any]:
+def playbook(
+    path: Path, logfile: Path, strategy: str | None = None, profile: Path | None = None
+) -> dict[str, Any]:
     """Run a playbook against inventory/local with the JSON callback; summarize its tasks.
 
     Args:
@@ -72,9 +77,13 @@ def playbook(path: Path, logfile: Path, strategy: str | None = None) -> dict[str
             the whole report stays there.
         strategy: the strategy plugin (``ANSIBLE_STRATEGY``), e.g. ``linear``; default
             ansible.cfg's (Mitogen's linear strategy).
+        profile: a folder (emptied first) for a cProfile of every task worker
+            (bench/ansible_profile.py); the summary is returned as ``profile``.
 
     Returns:
-        ``seconds`` (wall), the recap totals, ``tasks`` (ok + skipped), ``module_tasks``
+        ``seconds`` (wall), ``controller_cpu_seconds`` (user + system time of
+        ansible-playbook and every process it started on this machine), the recap
+        totals, ``tasks`` (ok + skipped), ``module_tasks``
         (tasks that ran a module, see ``LOCAL_ACTIONS``) with their median seconds,
         ``module_runs`` (module runs: a loop runs one per item), ``by_role`` and the 8
         slowest tasks as ``[name, seconds]`` (see :func:`summarize`).
@@ -82,10 +91,20 @@ def playbook(path: Path, logfile: Path, strategy: str | None = None) -> dict[str
     Raises:
         BenchError: the playbook failed (the log file is named).
     """
+    command = ["ansible-playbook", str(path)]
+    if profile is not None:
+        shutil.rmtree(profile, ignore_errors=True)
+        command = [
+            sys.executable,
+            str(ROOT / "bench" / "ansible_profile.py"),
+            str(profile),
+            str(path),
+        ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     with logfile.open("w") as out:
         done = subprocess.run(
-            ["ansible-playbook", str(path)],
+            command,
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -99,10 +118,15 @@ def playbook(path: Path, logfile: Path, strategy: str | None = None) -> dict[str
             },
         )
     seconds = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise BenchError(f"{path.name} failed, see {logfile}")
     summary = summarize(read_report(logfile))
-    return {"seconds": round(seconds, 1), **summary}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = {"seconds": round(seconds, 1), "controller_cpu_seconds": round(cpu, 1), **summary}
+    if profile is not None:
+        result["profile"] = ansible_profile.summarize(profile)
+    return result
 
 
 def read_report(logfile: Path) -> dict[str, Any]:
@@ -235,7 +259,8 @@ def provision(testbed: Testbed) -> dict[str, Any]:
 
     Returns:
         ``{"cold": ..., "warm": ..., "warm_linear": ...}`` (each as :func:`playbook`
-        returns it) and ``floor``:
+        returns it), ``warm_profile`` (one more warm run with its workers profiled, as
+        :func:`ansible_profile.summarize` returns it) and ``floor``:
         ``tasks``, ``ping_task_seconds``, ``debug_task_seconds``, ``warm_module_runs``,
         ``warm_floor_seconds`` (module runs only) and ``task_floor_seconds`` (every task).
 
@@ -263,6 +288,11 @@ def provision(testbed: Testbed) -> dict[str, Any]:
     # The same warm run with Ansible's own linear strategy, for the side-by-side ratio.
     plain = playbook(ROOT / "playbooks" / "site.yml", WORK / "site-warm-linear.json", "linear")
     log(f"provisioning: warm run without Mitogen took {plain['seconds']} s")
+    # Once more with each task worker under cProfile (slower): where the controller's time goes.
+    profiled = playbook(
+        ROOT / "playbooks" / "site.yml", WORK / "site-warm-profiled.json", profile=WORK / "profile"
+    )
+    log(f"provisioning: profiled warm run: {profiled['profile']}")
     floor = playbook(floor_playbook(), WORK / "floor.json")
     ping = floor["module_task_median_seconds"]
     debug = floor["controller_task_median_seconds"]
@@ -272,6 +302,7 @@ def provision(testbed: Testbed) -> dict[str, Any]:
         "cold": cold,
         "warm": warm,
         "warm_linear": plain,
+        "warm_profile": profiled["profile"],
         "floor": {
             "tasks": FLOOR_TASKS,
             "ping_task_seconds": ping,
