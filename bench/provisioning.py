@@ -44,6 +44,9 @@ LOCAL_ACTIONS = {
         "validate_argument_spec",
     )
 }
+# Modules that install packages (Debian's, Python's): what a cold run spends downloading and
+# unpacking, beside its tasks' own cost (``install_seconds``).
+INSTALL_ACTIONS = {"ansible.builtin.apt", "ansible.builtin.pip"}
 # Tasks of each kind in the floor playbook: ansible.builtin.ping, the smallest module, and
 # ansible.builtin.debug, a task that runs on the controller only.
 FLOOR_TASKS = 50
@@ -164,7 +167,8 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         The recap totals, ``tasks`` (ok + skipped), ``module_tasks`` (tasks that ran a
-        module, see ``LOCAL_ACTIONS``) with their median and summed seconds, the median
+        module, see ``LOCAL_ACTIONS``) with their median and summed seconds,
+        ``install_seconds`` (the tasks that ran an INSTALL_ACTIONS module), the median
         seconds of the other tasks (``controller_task_median_seconds``: controller-only
         actions and skipped tasks),
         ``module_runs`` (a loop runs one per item), ``by_role`` (role, or ``(playbook)`` for
@@ -179,6 +183,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             totals[key] += stats[field]
         totals["skipped"] += stats["skipped"]
     timed, module_seconds, controller_seconds, module_total = [], [], [], 0
+    install_seconds = 0.0
     by_role: dict[str, dict[str, float]] = {}
     for play in report["plays"]:
         for task in play["tasks"]:
@@ -199,6 +204,9 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
             if runs:
                 module_seconds.append(took)
                 module_total += runs
+                actions = {r.get("action") for r in task["hosts"].values()}
+                if actions & INSTALL_ACTIONS:
+                    install_seconds += took
             else:
                 controller_seconds.append(took)
                 role["controller_seconds"] += took
@@ -211,6 +219,7 @@ def summarize(report: dict[str, Any]) -> dict[str, Any]:
         if module_seconds
         else None,
         "module_task_seconds": round(sum(module_seconds), 1),
+        "install_seconds": round(install_seconds, 1),
         "controller_task_median_seconds": round(statistics.median(controller_seconds), 3)
         if controller_seconds
         else None,
