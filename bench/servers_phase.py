@@ -33,7 +33,7 @@ from typing import Any
 
 import readings
 from deployment import Testbed
-from fanout_driver import run_fanout
+from fanout_driver import processes_for, run_fanout
 from harness import ROOT, WORK, BenchError, log
 
 # The contenders, the default first.
@@ -61,11 +61,6 @@ def users_needed(quick: bool) -> int:
 def capacity_size(quick: bool) -> tuple[int, float]:
     """Connections and seconds of the capacity phase (a tenth and 10 s in quick mode)."""
     return (1_000, 10.0) if quick else (CAPACITY_CONNECTIONS, CAPACITY_SECONDS)
-
-
-def processes_for(clients: int) -> int:
-    """Client processes for a fan-out level: one per 125 clients, 2 to 8."""
-    return min(8, max(2, math.ceil(clients / 125)))
 
 
 def switch_server(server: str) -> float:
