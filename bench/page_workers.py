@@ -43,6 +43,7 @@ from page_steps import HOST, ROOM, app_environment, proc_cpu_ms, session_cookie 
 
 PORT = 8731
 CONTENDERS = {
+    "sync 2": ["--worker-class", "sync", "--workers", "2"],
     "sync 3": ["--worker-class", "sync", "--workers", "3"],
     "sync 5": ["--worker-class", "sync", "--workers", "5"],
     "gthread 2x4": ["--worker-class", "gthread", "--workers", "2", "--threads", "4"],
