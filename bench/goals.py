@@ -179,13 +179,12 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         met = room["p99_ms"] <= 60
         stack_ms = _stack_cpu_ms(room)
         cores = report.get("app_cost", {}).get("cores", 2)
-        # wrk keeps each connection busy with one request: a mean latency of 60 ms needs
-        # connections / 0.060 requests per second (Little's law), and the p99 is above the mean.
-        # A bound when even the CPU limit leaves the mean within 10 % of the goal: the p99
-        # would then need almost every page to take the same time.
+        # wrk keeps each connection busy with one request, so the mean latency is connections
+        # / req/s (Little's law) and the p99 lies above it: a bound when even the CPU limit
+        # leaves the mean within 10 % of the goal.
         needed = connections * 1000 / 60
         most = cores * 1000 / stack_ms if stack_ms else None
-        if most and needed > 0.9 * most:
+        if most and room["p50_ms"] and needed > 0.9 * most:
             least_mean = connections * 1000 / most
             bound = (
                 f"a mean of 60 ms at {connections} connections needs {needed:,.0f} req/s (Little's "
